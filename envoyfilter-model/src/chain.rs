@@ -1,0 +1,69 @@
+//! The result of patching: the HTTP and network filter chains of each listener context, in the
+//! order Envoy runs them. This is the contract between this crate and the harness.
+
+use std::collections::BTreeMap;
+
+/// EnvoyFilter `match.context`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Context {
+    SidecarInbound,
+    SidecarOutbound,
+    Gateway,
+}
+
+/// Where a Wasm module's code comes from (`vm_config.code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WasmCode {
+    /// `code.local.filename`: the harness maps it **by file name** into `--wasm-dir`.
+    LocalFile(String),
+    /// `code.local.inline_string`: a null-VM plugin name such as `envoy.wasm.attributegen`.
+    InlineString(String),
+    /// `code.remote.http_uri.uri` with its `sha256`.
+    Remote { uri: String, sha256: String },
+}
+
+/// One `envoy.filters.{http,network}.wasm` filter's `config` (`envoy.extensions.wasm.v3.PluginConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmFilter {
+    /// `config.name` (the plugin name; `plugin_name` property).
+    pub plugin_name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    /// `vm_config.runtime`, e.g. `envoy.wasm.runtime.v8`.
+    pub runtime: String,
+    pub code: WasmCode,
+    /// The bytes Envoy hands the plugin for `PLUGIN_CONFIGURATION` (`anyToBytes`: a StringValue's
+    /// string, a BytesValue's bytes, otherwise the serialised Any value).
+    pub configuration: Vec<u8>,
+    /// `vm_config.configuration`, likewise.
+    pub vm_configuration: Vec<u8>,
+    pub fail_open: bool,
+}
+
+/// What a filter in a chain is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterKind {
+    /// A Proxy-Wasm filter the harness loads and runs.
+    Wasm(WasmFilter),
+    /// An Envoy built-in, identified by its type URL or well-known name (the harness emulates
+    /// `istio.metadata_exchange` and treats the router / tcp_proxy as the chain's end).
+    Native { type_url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// The filter's `name` in the chain, e.g. `istio.stats`, `envoy.filters.http.router`.
+    pub name: String,
+    pub kind: FilterKind,
+    /// Which EnvoyFilter resource and patch put it there (`namespace/name#patch-index`), for
+    /// error messages; empty for Istio's built-in filters.
+    pub origin: String,
+}
+
+/// The chains of one proxy: per context, the HTTP filters of the HTTP connection manager and the
+/// network filters of the TCP filter chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainSet {
+    pub http: BTreeMap<Context, Vec<Filter>>,
+    pub network: BTreeMap<Context, Vec<Filter>>,
+}

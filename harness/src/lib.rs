@@ -1,0 +1,11 @@
+//! An Envoy-faithful Proxy-Wasm ABI 0.2.1 host on wasmtime.
+//!
+//! It plays the Envoy inside Istio 1.13–1.17 (Envoy 1.21–1.25) for Proxy-Wasm plugins: it loads a
+//! module the way Envoy does (ABI export, allocator, import allow-list per version), drives HTTP
+//! streams and TCP connections through filter chains in Envoy's exact callback order, answers
+//! `proxy_get_property` from Envoy's attribute model with Envoy's byte encodings, and keeps a stats
+//! sink that renders Envoy's `/stats/prometheus` text.
+
+pub mod abi;
+pub mod stats_sink;
+pub mod stream;

@@ -1,0 +1,150 @@
+//! Envoy's stats store as Wasm plugins see it (`Context::defineMetric` and friends in Envoy's
+//! `source/extensions/common/wasm/context.cc`, id encoding from proxy-wasm-cpp-host `wasm.h`).
+//!
+//! * [`StatsSink`] is the process-wide store: stats are keyed by **full name**
+//!   (`wasmcustom.` + the plugin's name), so every VM and every reconfigured plugin that defines the
+//!   same name shares one series, as in Envoy.
+//! * [`VmMetricIds`] is one VM's id table: Envoy hands out type-tagged ids per VM (counters 4, 8,
+//!   12…; gauges 5, 9…; histograms 6, 10…).
+//!
+//! The Prometheus exposition lives in [`prometheus`].
+
+pub mod prometheus;
+
+use crate::abi::{MetricType, Status};
+
+/// One stat's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatValue {
+    Counter(u64),
+    Gauge(u64),
+    /// Recorded samples, in order (the exporter bins them like Envoy's circllhist).
+    Histogram(Vec<u64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    /// Full Envoy stat name, e.g. `wasmcustom.reporter=.=source;.;…;.;istio_requests_total`.
+    pub name: String,
+    pub value: StatValue,
+}
+
+/// The process-wide store, keyed by full name.
+#[derive(Debug, Default, Clone)]
+pub struct StatsSink {
+    stats: Vec<Stat>,
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+/// Envoy's namespace for stats defined by Wasm code (`CustomStatNamespace`).
+pub const CUSTOM_NAMESPACE: &str = "wasmcustom";
+
+impl StatsSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates (or finds) the stat `wasmcustom.<name>` of this type; returns its index.
+    /// Defining an existing name with another type keeps the first definition, as Envoy's store
+    /// does.
+    pub fn define(&mut self, kind: MetricType, name: &str) -> usize {
+        let full = format!("{CUSTOM_NAMESPACE}.{name}");
+        if let Some(&i) = self.by_name.get(&full) {
+            return i;
+        }
+        let value = match kind {
+            MetricType::Counter => StatValue::Counter(0),
+            MetricType::Gauge => StatValue::Gauge(0),
+            MetricType::Histogram => StatValue::Histogram(Vec::new()),
+        };
+        self.stats.push(Stat { name: full.clone(), value });
+        self.by_name.insert(full, self.stats.len() - 1);
+        self.stats.len() - 1
+    }
+
+    pub fn stats(&self) -> &[Stat] {
+        &self.stats
+    }
+
+    pub fn stat_mut(&mut self, index: usize) -> Option<&mut Stat> {
+        self.stats.get_mut(index)
+    }
+
+    /// Looks a stat up by its name without the `wasmcustom.` namespace.
+    pub fn get(&self, name: &str) -> Option<&Stat> {
+        self.by_name
+            .get(&format!("{CUSTOM_NAMESPACE}.{name}"))
+            .map(|&i| &self.stats[i])
+    }
+}
+
+/// One VM's metric ids (proxy-wasm-cpp-host: `kMetricTypeMask = 0x3`, `kMetricIdIncrement = 0x4`).
+#[derive(Debug, Default, Clone)]
+pub struct VmMetricIds {
+    /// id → (type, index in the sink)
+    ids: std::collections::HashMap<u32, (MetricType, usize)>,
+    next: [u32; 3],
+}
+
+impl VmMetricIds {
+    /// `proxy_define_metric`: every call returns a fresh id, even for a name defined before.
+    pub fn define(&mut self, sink: &mut StatsSink, kind: MetricType, name: &str) -> u32 {
+        let index = sink.define(kind, name);
+        let slot = kind as usize;
+        self.next[slot] += 4;
+        let id = self.next[slot] | kind as u32;
+        self.ids.insert(id, (kind, index));
+        id
+    }
+
+    /// `proxy_increment_metric`: counters need delta > 0 (else BAD_ARGUMENT); gauges add or
+    /// subtract; histograms are BAD_ARGUMENT; unknown ids NOT_FOUND.
+    pub fn increment(&self, sink: &mut StatsSink, id: u32, delta: i64) -> Status {
+        let Some(&(_, index)) = self.ids.get(&id) else {
+            return Status::NotFound;
+        };
+        let Some(stat) = sink.stat_mut(index) else {
+            return Status::NotFound;
+        };
+        match &mut stat.value {
+            StatValue::Counter(v) if delta > 0 => {
+                *v = v.saturating_add(delta as u64);
+                Status::Ok
+            }
+            StatValue::Gauge(v) => {
+                *v = if delta >= 0 {
+                    v.saturating_add(delta as u64)
+                } else {
+                    v.saturating_sub(delta.unsigned_abs())
+                };
+                Status::Ok
+            }
+            _ => Status::BadArgument,
+        }
+    }
+
+    /// `proxy_record_metric`: a counter **adds**, a gauge sets, a histogram records a sample.
+    pub fn record(&self, sink: &mut StatsSink, id: u32, value: u64) -> Status {
+        let Some(&(_, index)) = self.ids.get(&id) else {
+            return Status::NotFound;
+        };
+        let Some(stat) = sink.stat_mut(index) else {
+            return Status::NotFound;
+        };
+        match &mut stat.value {
+            StatValue::Counter(v) => *v = v.saturating_add(value),
+            StatValue::Gauge(v) => *v = value,
+            StatValue::Histogram(samples) => samples.push(value),
+        }
+        Status::Ok
+    }
+
+    /// `proxy_get_metric`: counter and gauge values; histograms are BAD_ARGUMENT.
+    pub fn get(&self, sink: &StatsSink, id: u32) -> Result<u64, Status> {
+        let &(_, index) = self.ids.get(&id).ok_or(Status::NotFound)?;
+        match &sink.stats().get(index).ok_or(Status::NotFound)?.value {
+            StatValue::Counter(v) | StatValue::Gauge(v) => Ok(*v),
+            StatValue::Histogram(_) => Err(Status::BadArgument),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What happened on one HTTP stream or TCP connection, as a test or the replay CLI describes it.
+//! The drivers in [`crate::filter_chain`] turn these descriptions into Envoy's exact callback
+//! sequence, and [`crate::properties`] answers `proxy_get_property` from them.
+//!
+//! Everything is plain data so descriptions can be built by hand in tests, decoded from the JSON
+//! Lines traffic format (`replay`), and reused across repeats.
+
+use serde_json::Value as Json;
+
+/// Which listener of the proxy under test handles the stream (EnvoyFilter `context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// SIDECAR_INBOUND: `listener_direction` = INBOUND (1).
+    Inbound,
+    /// SIDECAR_OUTBOUND: `listener_direction` = OUTBOUND (2).
+    Outbound,
+    /// GATEWAY: `listener_direction` = OUTBOUND (2), as on Istio gateways' listeners.
+    Gateway,
+}
+
+/// The local Envoy's bootstrap node (`node` property: `envoy.config.core.v3.Node`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalNode {
+    pub id: String,
+    pub cluster: String,
+    /// Istio node metadata (`node.metadata`, a protobuf Struct), e.g. `NAME`, `NAMESPACE`,
+    /// `WORKLOAD_NAME`, `LABELS`, `MESH_ID`, `CLUSTER_ID`, `ISTIO_VERSION`, `PROXY_CONFIG`.
+    pub metadata: serde_json::Map<String, Json>,
+}
+
+/// The other side's Istio identity, as metadata exchange would learn it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// `x-envoy-peer-metadata-id` (the peer's Envoy node id).
+    pub id: String,
+    /// The peer's node metadata, which travels as a base64 protobuf Struct in
+    /// `x-envoy-peer-metadata`.
+    pub metadata: serde_json::Map<String, Json>,
+}
+
+/// Downstream connection facts (`connection.*`, `source.*`, `destination.*`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnectionInfo {
+    pub id: u64,
+    /// TLS with a peer certificate presented (`connection.mtls`).
+    pub mtls: bool,
+    /// First URI SAN of the local / peer certificate of the TLS session this proxy holds with its
+    /// peer. On inbound they are `connection.uri_san_{local,peer}_certificate`; on outbound and
+    /// gateway they are the upstream session's `upstream.uri_san_{local,peer}_certificate`.
+    pub local_principal: Option<String>,
+    pub peer_principal: Option<String>,
+    pub source_address: String,
+    pub destination_address: String,
+    pub requested_server_name: String,
+}
+
+/// Istio's cluster metadata `filter_metadata.istio.services[0]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceRef {
+    pub name: String,
+    pub namespace: String,
+    pub host: String,
+}
+
+/// Upstream facts (`cluster_name`, `cluster_metadata`, `upstream.*`, `upstream_host_metadata`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpstreamInfo {
+    pub cluster_name: String,
+    pub address: Option<String>,
+    pub service: Option<ServiceRef>,
+    /// `upstream_host_metadata.filter_metadata.istio.workload`:
+    /// `workload;namespace;canonical_service;canonical_revision;cluster`.
+    pub endpoint_workload: Option<String>,
+}
+
+/// One HTTP message: headers in wire order (pseudo-headers included, names lower-case), body bytes
+/// and trailers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpMessage {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
+}
+
+/// One HTTP request/response exchange through the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpExchange {
+    pub direction: Direction,
+    /// `request.time`, ns since the Unix epoch. Also the virtual clock at stream start.
+    pub start_ns: i64,
+    /// `request.duration`, ns; the virtual clock advances by it before `on_log`.
+    pub duration_ns: i64,
+    /// `request.protocol`: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`, `HTTP/3`.
+    pub protocol: String,
+    pub request: HttpMessage,
+    /// `None`: the stream ended without a response (reset).
+    pub response: Option<HttpMessage>,
+    /// `response.flags` bitmask (Envoy's legacy `ResponseFlag` bits).
+    pub response_flags: u64,
+    pub code_details: String,
+    pub connection: ConnectionInfo,
+    pub upstream: UpstreamInfo,
+    pub route_name: String,
+    /// The peer metadata exchange would learn: on inbound from the request headers
+    /// (`downstream_peer`), on outbound/gateway from the response headers (`upstream_peer`).
+    pub peer: Option<Peer>,
+}
+
+/// Outcome of Istio's TCP (ALPN) metadata exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MxOutcome {
+    /// Peer metadata was exchanged (`wasm.*_peer` written).
+    Found,
+    /// ALPN matched but no metadata: the sentinel id
+    /// `envoy.wasm.metadata_exchange.peer_unknown` is written.
+    NotFound,
+    /// No exchange attempted (no MX filter, plain TCP).
+    None,
+}
+
+/// One TCP connection through the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpConnection {
+    pub direction: Direction,
+    pub start_ns: i64,
+    pub duration_ns: i64,
+    /// Bytes from downstream (`proxy_on_downstream_data`).
+    pub received_bytes: u64,
+    /// Bytes from upstream (`proxy_on_upstream_data`).
+    pub sent_bytes: u64,
+    /// Data callbacks each way, spread evenly over the duration.
+    pub chunks: u32,
+    pub connection: ConnectionInfo,
+    pub upstream: UpstreamInfo,
+    pub peer: Option<Peer>,
+    pub mx: MxOutcome,
+}
