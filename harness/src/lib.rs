@@ -7,5 +7,7 @@
 //! sink that renders Envoy's `/stats/prometheus` text.
 
 pub mod abi;
-pub mod stats_sink;
 pub mod stream;
+
+/// Envoy's stats sink and `/stats/prometheus` exposition.
+pub use stats_sink;

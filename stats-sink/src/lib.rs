@@ -1,4 +1,4 @@
-//! Envoy's stats store as Wasm plugins see it (`Context::defineMetric` and friends in Envoy's
+//! Envoy's stats sink as Wasm plugins see it (`Context::defineMetric` and friends in Envoy's
 //! `source/extensions/common/wasm/context.cc`, id encoding from proxy-wasm-cpp-host `wasm.h`).
 //!
 //! * [`StatsSink`] is the process-wide store: stats are keyed by **full name**
@@ -11,7 +11,21 @@
 
 pub mod prometheus;
 
-use crate::abi::{MetricType, Status};
+/// `proxy_metric_type_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetricType {
+    Counter = 0,
+    Gauge = 1,
+    Histogram = 2,
+}
+
+/// The non-OK outcomes Envoy reports for metric host calls (mapped to `proxy_status_t` by the
+/// harness: NOT_FOUND = 1, BAD_ARGUMENT = 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricError {
+    NotFound,
+    BadArgument,
+}
 
 /// One stat's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,17 +113,17 @@ impl VmMetricIds {
 
     /// `proxy_increment_metric`: counters need delta > 0 (else BAD_ARGUMENT); gauges add or
     /// subtract; histograms are BAD_ARGUMENT; unknown ids NOT_FOUND.
-    pub fn increment(&self, sink: &mut StatsSink, id: u32, delta: i64) -> Status {
+    pub fn increment(&self, sink: &mut StatsSink, id: u32, delta: i64) -> Result<(), MetricError> {
         let Some(&(_, index)) = self.ids.get(&id) else {
-            return Status::NotFound;
+            return Err(MetricError::NotFound);
         };
         let Some(stat) = sink.stat_mut(index) else {
-            return Status::NotFound;
+            return Err(MetricError::NotFound);
         };
         match &mut stat.value {
             StatValue::Counter(v) if delta > 0 => {
                 *v = v.saturating_add(delta as u64);
-                Status::Ok
+                Ok(())
             }
             StatValue::Gauge(v) => {
                 *v = if delta >= 0 {
@@ -117,34 +131,34 @@ impl VmMetricIds {
                 } else {
                     v.saturating_sub(delta.unsigned_abs())
                 };
-                Status::Ok
+                Ok(())
             }
-            _ => Status::BadArgument,
+            _ => Err(MetricError::BadArgument),
         }
     }
 
     /// `proxy_record_metric`: a counter **adds**, a gauge sets, a histogram records a sample.
-    pub fn record(&self, sink: &mut StatsSink, id: u32, value: u64) -> Status {
+    pub fn record(&self, sink: &mut StatsSink, id: u32, value: u64) -> Result<(), MetricError> {
         let Some(&(_, index)) = self.ids.get(&id) else {
-            return Status::NotFound;
+            return Err(MetricError::NotFound);
         };
         let Some(stat) = sink.stat_mut(index) else {
-            return Status::NotFound;
+            return Err(MetricError::NotFound);
         };
         match &mut stat.value {
             StatValue::Counter(v) => *v = v.saturating_add(value),
             StatValue::Gauge(v) => *v = value,
             StatValue::Histogram(samples) => samples.push(value),
         }
-        Status::Ok
+        Ok(())
     }
 
     /// `proxy_get_metric`: counter and gauge values; histograms are BAD_ARGUMENT.
-    pub fn get(&self, sink: &StatsSink, id: u32) -> Result<u64, Status> {
-        let &(_, index) = self.ids.get(&id).ok_or(Status::NotFound)?;
-        match &sink.stats().get(index).ok_or(Status::NotFound)?.value {
+    pub fn get(&self, sink: &StatsSink, id: u32) -> Result<u64, MetricError> {
+        let &(_, index) = self.ids.get(&id).ok_or(MetricError::NotFound)?;
+        match &sink.stats().get(index).ok_or(MetricError::NotFound)?.value {
             StatValue::Counter(v) | StatValue::Gauge(v) => Ok(*v),
-            StatValue::Histogram(_) => Err(Status::BadArgument),
+            StatValue::Histogram(_) => Err(MetricError::BadArgument),
         }
     }
 }
