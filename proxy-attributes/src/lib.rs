@@ -12,4 +12,5 @@
 //!   resolver that fetches only the attributes an expression references.
 
 pub mod host;
+pub mod peer;
 pub mod values;

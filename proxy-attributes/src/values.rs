@@ -105,10 +105,16 @@ mod tests {
         let bytes = encode_pairs(&pairs);
         assert_eq!(&bytes[0..4], &[5, 0, 0, 0]);
         assert_eq!(&bytes[4..12], &[7, 0, 0, 0, 3, 0, 0, 0]);
-        assert_eq!(&bytes[44..52], &[b':', b'm', b'e', b't', b'h', b'o', b'd', 0]);
+        assert_eq!(
+            &bytes[44..52],
+            &[b':', b'm', b'e', b't', b'h', b'o', b'd', 0]
+        );
         let back = decode_pairs(&bytes).unwrap();
         assert_eq!(back.len(), 5);
-        assert_eq!(back[4], (&b"Content-Type"[..], &b"text/plain; charset=utf-8"[..]));
+        assert_eq!(
+            back[4],
+            (&b"Content-Type"[..], &b"text/plain; charset=utf-8"[..])
+        );
     }
 
     #[test]

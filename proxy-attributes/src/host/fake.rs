@@ -74,8 +74,6 @@ impl Host for FakeHost {
 
     fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
         self.record(format!("header:{map:?}:{name}"));
-        self.headers
-            .get(&(map, name.to_ascii_lowercase()))
-            .cloned()
+        self.headers.get(&(map, name.to_ascii_lowercase())).cloned()
     }
 }
