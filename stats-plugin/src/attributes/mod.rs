@@ -1,0 +1,345 @@
+//! Per-request attribute reads through [`Host`]: only what the standard dimensions and values
+//! need (`populateRequestInfo`, `populateHTTPRequestInfo`, `populateTCPRequestInfo`,
+//! `extensions/common/context.cc`), the local node and the peer (§6.5).
+
+pub mod node;
+pub mod peer;
+pub mod response_flags;
+
+use proxy_attributes::host::{HeaderMap, Host};
+use proxy_attributes::values::{as_bool, as_i64};
+
+pub use response_flags::FlagTable;
+
+/// Which side this plugin instance reports for (from the root id, stats-spec §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `stats_outbound`: reporter=source, peer = upstream.
+    Outbound,
+    /// `stats_inbound`: reporter=destination, peer = downstream.
+    Inbound,
+}
+
+impl Direction {
+    pub fn is_outbound(self) -> bool {
+        self == Direction::Outbound
+    }
+}
+
+/// `Wasm::Common::Protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Grpc,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn bit(self) -> u8 {
+        match self {
+            Protocol::Http => crate::schema::standard::PROTO_HTTP,
+            Protocol::Grpc => crate::schema::standard::PROTO_GRPC,
+            Protocol::Tcp => crate::schema::standard::PROTO_TCP,
+        }
+    }
+
+    /// `ProtocolString` (`context.h:52-54`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// Version-dependent details of Istio's attribute handling. The default is Istio 1.14–1.17 for
+/// response flags (DF known) and 1.16–1.17 for the endpoint-metadata fallback (5 parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compat {
+    pub flag_table: FlagTable,
+    /// Minimum `;`-separated parts of `upstream_host_metadata…istio.workload` (4 on 1.13–1.15).
+    pub endpoint_min_parts: usize,
+}
+
+impl Default for Compat {
+    fn default() -> Self {
+        Compat {
+            flag_table: FlagTable::Istio114Plus,
+            endpoint_min_parts: 5,
+        }
+    }
+}
+
+/// Envoy cluster and route names with fixed meanings (`context.h`).
+const BLACK_HOLE_CLUSTER: &str = "BlackHoleCluster";
+const PASS_THROUGH_CLUSTER: &str = "PassthroughCluster";
+const INBOUND_PASS_THROUGH_IPV4: &str = "InboundPassthroughClusterIpv4";
+const INBOUND_PASS_THROUGH_IPV6: &str = "InboundPassthroughClusterIpv6";
+const BLACK_HOLE_ROUTE: &str = "block_all";
+const PASS_THROUGH_ROUTE: &str = "allow_any";
+
+/// gRPC content types (`context.h:62-63`), matched exactly.
+const GRPC_CONTENT_TYPES: [&str; 3] = [
+    "application/grpc",
+    "application/grpc+proto",
+    "application/grpc+json",
+];
+
+/// The filter state written by `envoy.filters.http.grpc_stats` with `emit_filter_state`.
+const GRPC_STATS_FILTER_STATE: &str = "envoy.filters.http.grpc_stats";
+
+/// What one stream has accumulated (`Wasm::Common::RequestInfo`, reduced to what stats uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub protocol: Option<Protocol>,
+    pub url_host: String,
+    /// `populateRequestInfo` ran (it runs once per stream).
+    pub populated: bool,
+    pub destination_service_host: String,
+    pub destination_service_name: String,
+    pub source_principal: String,
+    pub destination_principal: String,
+    /// Inbound `connection.mtls` when readable: `mutual_tls` / `none`.
+    pub security_policy: &'static str,
+    pub response_code: u32,
+    /// `""` when `response.flags` was not read.
+    pub response_flags: String,
+    pub grpc_status: i64,
+    pub duration_ns: i64,
+    pub request_size: i64,
+    pub response_size: i64,
+    pub request_messages: u64,
+    pub response_messages: u64,
+    pub last_request_messages: u64,
+    pub last_response_messages: u64,
+    pub tcp_sent_bytes: u64,
+    pub tcp_received_bytes: u64,
+    pub tcp_opened: u8,
+    pub tcp_closed: u8,
+}
+
+impl Default for RequestInfo {
+    fn default() -> Self {
+        RequestInfo {
+            protocol: None,
+            url_host: String::new(),
+            populated: false,
+            destination_service_host: String::new(),
+            destination_service_name: String::new(),
+            source_principal: String::new(),
+            destination_principal: String::new(),
+            security_policy: "",
+            response_code: 0,
+            response_flags: String::new(),
+            // `grpc_status` defaults to 2 (UNKNOWN) (`context.h:123`).
+            grpc_status: 2,
+            duration_ns: 0,
+            request_size: 0,
+            response_size: 0,
+            request_messages: 0,
+            response_messages: 0,
+            last_request_messages: 0,
+            last_response_messages: 0,
+            tcp_sent_bytes: 0,
+            tcp_received_bytes: 0,
+            tcp_opened: 0,
+            tcp_closed: 0,
+        }
+    }
+}
+
+/// Settings the population functions need from the plugin.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    pub direction: Direction,
+    pub use_host_header_fallback: bool,
+    /// Local `service.istio.io/canonical-name` label, else `unknown` (`getServiceNameFallback`).
+    pub service_name_fallback: &'a str,
+    pub compat: Compat,
+}
+
+fn string_property(host: &dyn Host, path: &[&str]) -> Option<String> {
+    host.property(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn i64_property(host: &dyn Host, path: &[&str]) -> Option<i64> {
+    host.property(path).and_then(|b| as_i64(&b))
+}
+
+/// `populateRequestProtocol`: gRPC iff the request content-type is one of the gRPC types.
+pub fn request_protocol(host: &dyn Host) -> Protocol {
+    match host.header(HeaderMap::RequestHeaders, "content-type") {
+        Some(ct) if GRPC_CONTENT_TYPES.contains(&ct.as_str()) => Protocol::Grpc,
+        _ => Protocol::Http,
+    }
+}
+
+/// `onRequestHeaders`: protocol, and the host for the destination-service fallback.
+pub fn on_request_headers(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+    info.protocol = Some(request_protocol(host));
+    if env.use_host_header_fallback {
+        if let Some(h) = string_property(host, &["request", "host"]) {
+            info.url_host = h;
+        }
+    }
+}
+
+/// `populateRequestInfo` (common to HTTP and TCP, once per stream).
+pub fn populate_common(host: &dyn Host, env: &Env<'_>, use_host_header: bool, info: &mut RequestInfo) {
+    if info.populated {
+        return;
+    }
+    info.populated = true;
+    let cluster = string_property(host, &["cluster_name"]).unwrap_or_default();
+    let route = string_property(host, &["route_name"]).unwrap_or_default();
+    populate_destination_service(host, env, use_host_header, &cluster, &route, info);
+    let (dst, src) = match env.direction {
+        Direction::Outbound => (
+            &["upstream", "uri_san_peer_certificate"],
+            &["upstream", "uri_san_local_certificate"],
+        ),
+        Direction::Inbound => {
+            if let Some(mtls) = host.property(&["connection", "mtls"]).and_then(|b| as_bool(&b)) {
+                info.security_policy = if mtls { "mutual_tls" } else { "none" };
+            }
+            (
+                &["connection", "uri_san_local_certificate"],
+                &["connection", "uri_san_peer_certificate"],
+            )
+        }
+    };
+    if let Some(p) = string_property(host, dst) {
+        info.destination_principal = p;
+    }
+    if let Some(p) = string_property(host, src) {
+        info.source_principal = p;
+    }
+}
+
+/// `populateDestinationService` (`context.cc:63-122`).
+fn populate_destination_service(
+    host: &dyn Host,
+    env: &Env<'_>,
+    use_host_header: bool,
+    cluster: &str,
+    route: &str,
+    info: &mut RequestInfo,
+) {
+    info.destination_service_host = if use_host_header {
+        info.url_host.clone()
+    } else if env.direction.is_outbound() {
+        "unknown".to_string()
+    } else {
+        env.service_name_fallback.to_string()
+    };
+    if route == BLACK_HOLE_ROUTE {
+        info.destination_service_name = BLACK_HOLE_CLUSTER.to_string();
+        return;
+    }
+    if route == PASS_THROUGH_ROUTE {
+        info.destination_service_name = PASS_THROUGH_CLUSTER.to_string();
+        return;
+    }
+    if [
+        BLACK_HOLE_CLUSTER,
+        PASS_THROUGH_CLUSTER,
+        INBOUND_PASS_THROUGH_IPV4,
+        INBOUND_PASS_THROUGH_IPV6,
+    ]
+    .contains(&cluster)
+    {
+        info.destination_service_name = cluster.to_string();
+        return;
+    }
+    let services = ["cluster_metadata", "filter_metadata", "istio", "services", "0"];
+    let name_path = [services[0], services[1], services[2], services[3], services[4], "name"];
+    match string_property(host, &name_path) {
+        Some(name) => {
+            info.destination_service_name = name;
+            let host_path = [services[0], services[1], services[2], services[3], services[4], "host"];
+            if let Some(h) = string_property(host, &host_path) {
+                info.destination_service_host = h;
+            }
+        }
+        None => info.destination_service_name = info.destination_service_host.clone(),
+    }
+}
+
+/// `populateHTTPRequestInfo`: everything an end-of-stream HTTP/gRPC report needs.
+pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+    let protocol = request_protocol(host);
+    info.protocol = Some(protocol);
+    populate_common(host, env, env.use_host_header_fallback, info);
+    if let Some(code) = i64_property(host, &["response", "code"]) {
+        info.response_code = code as u32;
+    }
+    if let Some(flags) = host.property(&["response", "flags"]).and_then(|b| as_i64(&b)) {
+        info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
+    }
+    if protocol == Protocol::Grpc {
+        info.grpc_status = i64_property(host, &["response", "grpc_status"]).unwrap_or(2);
+        populate_grpc(host, info);
+    }
+    if let Some(d) = i64_property(host, &["request", "duration"]) {
+        info.duration_ns = d;
+    }
+    if let Some(s) = i64_property(host, &["request", "total_size"]) {
+        info.request_size = s;
+    }
+    if let Some(s) = i64_property(host, &["response", "total_size"]) {
+        info.response_size = s;
+    }
+}
+
+/// `populateTCPRequestInfo`: the host header fallback never applies to TCP.
+pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+    populate_common(host, env, false, info);
+    if let Some(flags) = host.property(&["response", "flags"]).and_then(|b| as_i64(&b)) {
+        info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
+    }
+    info.protocol = Some(Protocol::Tcp);
+}
+
+/// `populateGRPCInfo`: the grpc_stats filter state `"<requests>,<responses>"`.
+pub fn populate_grpc(host: &dyn Host, info: &mut RequestInfo) {
+    let Some(bytes) = host.property(&["filter_state", GRPC_STATS_FILTER_STATE]) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut parts = text.split(',');
+    let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    // `SimpleAtoi(a) && SimpleAtoi(b)`: the first assignment survives a failing second.
+    let Some(req) = simple_atoi(a) else { return };
+    info.request_messages = req;
+    if let Some(resp) = simple_atoi(b) {
+        info.response_messages = resp;
+    }
+}
+
+/// `absl::SimpleAtoi` for `uint64`: surrounding ASCII whitespace and a leading `+` are allowed.
+fn simple_atoi(s: &str) -> Option<u64> {
+    let t = s.trim_matches(|c: char| c.is_ascii_whitespace());
+    let t = t.strip_prefix('+').unwrap_or(t);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_atoi_like_absl() {
+        assert_eq!(simple_atoi(" 3"), Some(3));
+        assert_eq!(simple_atoi("+13 "), Some(13));
+        assert_eq!(simple_atoi("-1"), None);
+        assert_eq!(simple_atoi(""), None);
+        assert_eq!(simple_atoi("1x"), None);
+    }
+}

@@ -1,0 +1,87 @@
+//! Peer resolution for the standard labels (`PeerNodeInfo`, `extensions/common/context.cc:366-403`,
+//! stats-spec §6.5).
+
+use super::node::NodeDims;
+use super::{Compat, Direction};
+use proxy_attributes::host::{HeaderMap, Host};
+use proxy_attributes::peer::PeerNode;
+
+/// What metadata exchange writes when the peer did not speak it (`context.h:38-39`).
+pub const PEER_UNKNOWN_SENTINEL: &[u8] = b"envoy.wasm.metadata_exchange.peer_unknown";
+
+/// The metadata-exchange HTTP header (`extensions/metadata_exchange/plugin.h:40`).
+const PEER_METADATA_HEADER: &str = "x-envoy-peer-metadata";
+
+/// The outcome of one resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub dims: NodeDims,
+    /// Real peer metadata was found (filter state or, as an extension, the MX header).
+    pub found: bool,
+    /// `maybeWaiting()`: not found and the id is not the "peer unknown" sentinel, so a TCP
+    /// report should wait for metadata exchange.
+    pub maybe_waiting: bool,
+}
+
+fn keys(direction: Direction) -> (&'static str, &'static str) {
+    match direction {
+        Direction::Outbound => ("upstream_peer_id", "upstream_peer"),
+        Direction::Inbound => ("downstream_peer_id", "downstream_peer"),
+    }
+}
+
+/// Resolves the peer. `headers_readable` allows the `x-envoy-peer-metadata` fallback (only in
+/// HTTP end-of-stream reports, where Envoy still exposes the header maps).
+pub fn resolve(host: &dyn Host, direction: Direction, compat: Compat, headers_readable: bool) -> Peer {
+    let (id_key, peer_key) = keys(direction);
+    let id = host.property(&[id_key]);
+    let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
+    if id.is_some() && !sentinel {
+        if let Some(bytes) = host.property(&[peer_key]) {
+            // Malformed FlatBuffers (Istio would read garbage) count as a found, empty peer:
+            // every peer label becomes `unknown`.
+            let dims = PeerNode::from_flatbuffer(&bytes)
+                .map(|n| NodeDims::from_node(&n))
+                .unwrap_or_else(NodeDims::empty);
+            return Peer {
+                dims,
+                found: true,
+                maybe_waiting: false,
+            };
+        }
+    }
+    // Extension (documented deviation): the MX header still present because no metadata
+    // exchange filter consumed it.
+    if headers_readable && id.is_none() {
+        let map = match direction {
+            Direction::Outbound => HeaderMap::ResponseHeaders,
+            Direction::Inbound => HeaderMap::RequestHeaders,
+        };
+        if let Some(node) = host
+            .header(map, PEER_METADATA_HEADER)
+            .and_then(|v| PeerNode::from_header_value(&v))
+        {
+            return Peer {
+                dims: NodeDims::from_node(&node),
+                found: true,
+                maybe_waiting: false,
+            };
+        }
+    }
+    let dims = match direction {
+        Direction::Inbound => NodeDims::empty(),
+        Direction::Outbound => host
+            .property(&["upstream_host_metadata", "filter_metadata", "istio", "workload"])
+            .and_then(|b| {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                PeerNode::from_endpoint_metadata(&text, compat.endpoint_min_parts)
+            })
+            .map(|n| NodeDims::from_node(&n))
+            .unwrap_or_else(NodeDims::empty),
+    };
+    Peer {
+        dims,
+        found: false,
+        maybe_waiting: !sentinel,
+    }
+}

@@ -1,0 +1,370 @@
+//! The plugin logic of one root context (`PluginRootContext` + `PluginContext`,
+//! `extensions/stats/plugin.{h,cc}`), free of any ABI call: reads go through [`Host`], metric
+//! calls through [`Metrics`]. The wasm glue owns the contexts and forwards callbacks here.
+
+use crate::attributes::node::{read_local_node, service_name_fallback, NodeDims};
+use crate::attributes::peer::{self, Peer};
+use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
+use crate::config;
+use crate::expressions::Scope;
+use crate::schema::standard::{ValueSource, COUNT_STANDARD_LABELS};
+use crate::schema::{self, Schema};
+use crate::series::cache::{MetricCache, ResolvedStat};
+use crate::series::naming::{self, CACHE_HIT_NAME, CACHE_MISS_NAME};
+use crate::series::{MetricKind, Metrics};
+use proxy_attributes::host::Host;
+
+/// Per-stream state (`RequestInfo` plus the peer, decoded at most once once found).
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub info: RequestInfo,
+    peer: Option<Peer>,
+}
+
+impl Stream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Everything a successful configure produces.
+struct Configured {
+    schema: Schema,
+    local: NodeDims,
+    service_name_fallback: String,
+    use_host_header_fallback: bool,
+    cache: MetricCache,
+}
+
+/// One root context's plugin state.
+pub struct StatsPlugin {
+    direction: Direction,
+    compat: Compat,
+    /// `None` = not initialized (bad JSON): every report is a no-op (Istio 1.14+).
+    state: Option<Configured>,
+    cache_hit_id: Option<u32>,
+    cache_miss_id: Option<u32>,
+    cache_hits_accumulator: i64,
+}
+
+/// Istio flushes cache hits every 100 (`plugin.cc:647-651`).
+const CACHE_HIT_FLUSH: i64 = 100;
+
+impl StatsPlugin {
+    pub fn new(direction: Direction) -> Self {
+        StatsPlugin {
+            direction,
+            compat: Compat::default(),
+            state: None,
+            cache_hit_id: None,
+            cache_miss_id: None,
+            cache_hits_accumulator: 0,
+        }
+    }
+
+    pub fn with_compat(mut self, compat: Compat) -> Self {
+        self.compat = compat;
+        self
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Number of cached dimension vectors (for tests and diagnostics).
+    pub fn cache_len(&self) -> usize {
+        self.state.as_ref().map_or(0, |s| s.cache.len())
+    }
+
+    /// `onConfigure`: parses and compiles the configuration, defines and records `istio_build`.
+    /// Returns the tick period to set, or `None` when the configuration was refused (then the
+    /// plugin reports nothing, like Istio 1.14+; `on_configure` must still return true).
+    pub fn configure(
+        &mut self,
+        host: &dyn Host,
+        metrics: &mut dyn Metrics,
+        configuration: &[u8],
+    ) -> Option<u32> {
+        // Istio defines these in the root constructor, so they exist even with a bad config.
+        if self.cache_hit_id.is_none() {
+            self.cache_hit_id = metrics.define(MetricKind::Counter, CACHE_HIT_NAME);
+        }
+        if self.cache_miss_id.is_none() {
+            self.cache_miss_id = metrics.define(MetricKind::Counter, CACHE_MISS_NAME);
+        }
+        self.state = None;
+        let local_node = read_local_node(host);
+        let parsed = match config::parse(configuration) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!(
+                    "istio.stats: {e}; the plugin will not report any istio metric (configuration was {:?})",
+                    String::from_utf8_lossy(configuration)
+                );
+                return None;
+            }
+        };
+        for w in &parsed.warnings {
+            log::warn!("istio.stats: {w}");
+        }
+        let (schema, warnings) = schema::build(&parsed.config);
+        for w in &warnings {
+            log::warn!("istio.stats: {w}");
+        }
+        if let Some(id) = metrics.define(
+            MetricKind::Gauge,
+            &naming::istio_build_name(&local_node.istio_version),
+        ) {
+            metrics.record(id, 1);
+        }
+        self.state = Some(Configured {
+            schema,
+            local: NodeDims::from_node(&local_node),
+            service_name_fallback: service_name_fallback(&local_node),
+            use_host_header_fallback: !parsed.config.disable_host_header_fallback,
+            cache: MetricCache::new(),
+        });
+        Some(parsed.config.tcp_reporting_duration_ms)
+    }
+
+    fn env<'a>(&self, state: &'a Configured) -> Env<'a> {
+        Env {
+            direction: self.direction,
+            use_host_header_fallback: state.use_host_header_fallback,
+            service_name_fallback: &state.service_name_fallback,
+            compat: self.compat,
+        }
+    }
+
+    /// HTTP `onRequestHeaders`.
+    pub fn on_request_headers(&self, host: &dyn Host, stream: &mut Stream) {
+        match &self.state {
+            Some(state) => attributes::on_request_headers(host, &self.env(state), &mut stream.info),
+            None => stream.info.protocol = Some(attributes::request_protocol(host)),
+        }
+    }
+
+    /// TCP `onNewConnection`.
+    pub fn on_new_connection(&self, stream: &mut Stream) {
+        stream.info.protocol = Some(Protocol::Tcp);
+        stream.info.tcp_opened = 1;
+    }
+
+    /// TCP `onDownstreamData`.
+    pub fn on_downstream_data(&self, stream: &mut Stream, size: usize) {
+        stream.info.tcp_received_bytes = stream.info.tcp_received_bytes.wrapping_add(size as u64);
+    }
+
+    /// TCP `onUpstreamData`.
+    pub fn on_upstream_data(&self, stream: &mut Stream, size: usize) {
+        stream.info.tcp_sent_bytes = stream.info.tcp_sent_bytes.wrapping_add(size as u64);
+    }
+
+    /// `onLog`: the final report (TCP counts the close first).
+    pub fn on_log(&mut self, host: &dyn Host, metrics: &mut dyn Metrics, stream: &mut Stream) {
+        if stream.info.protocol == Some(Protocol::Tcp) {
+            stream.info.tcp_closed = stream.info.tcp_closed.saturating_add(1);
+        }
+        self.report(host, metrics, stream, true);
+    }
+
+    /// `report(request_info, end_stream)` (`plugin.cc:591-673`).
+    pub fn report(
+        &mut self,
+        host: &dyn Host,
+        metrics: &mut dyn Metrics,
+        stream: &mut Stream,
+        end_stream: bool,
+    ) {
+        let direction = self.direction;
+        let compat = self.compat;
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let env = Env {
+            direction,
+            use_host_header_fallback: state.use_host_header_fallback,
+            service_name_fallback: &state.service_name_fallback,
+            compat,
+        };
+        let is_tcp = stream.info.protocol == Some(Protocol::Tcp);
+
+        if !stream.peer.as_ref().is_some_and(|p| p.found) {
+            let headers_readable = !is_tcp && end_stream;
+            stream.peer = Some(peer::resolve(host, direction, compat, headers_readable));
+        }
+        let peer_dims = match &stream.peer {
+            Some(p) => {
+                if is_tcp && p.maybe_waiting && !end_stream {
+                    return;
+                }
+                &p.dims
+            }
+            None => return,
+        };
+
+        let info = &mut stream.info;
+        if is_tcp {
+            attributes::populate_tcp(host, &env, info);
+        } else if end_stream {
+            attributes::populate_http(host, &env, info);
+        } else {
+            attributes::populate_common(host, &env, env.use_host_header_fallback, info);
+            if info.protocol == Some(Protocol::Grpc) {
+                attributes::populate_grpc(host, info);
+            }
+        }
+
+        // Standard dimensions in slot order (`map`, plugin.cc:138-180).
+        let (src, dst) = if direction.is_outbound() {
+            (&state.local, peer_dims)
+        } else {
+            (peer_dims, &state.local)
+        };
+        let code = info.response_code.to_string();
+        let grpc = if info.protocol == Some(Protocol::Grpc) {
+            info.grpc_status.to_string()
+        } else {
+            String::new()
+        };
+        let standard: [&str; COUNT_STANDARD_LABELS] = [
+            if direction.is_outbound() { "source" } else { "destination" },
+            &src.workload,
+            &src.namespace,
+            &info.source_principal,
+            &src.app,
+            &src.version,
+            &src.canonical_service,
+            &src.canonical_revision,
+            &src.cluster,
+            &dst.workload,
+            &dst.namespace,
+            &info.destination_principal,
+            &dst.app,
+            &dst.version,
+            &info.destination_service_host,
+            &info.destination_service_name,
+            &dst.namespace,
+            &dst.canonical_service,
+            &dst.canonical_revision,
+            &dst.cluster,
+            info.protocol.map_or("", Protocol::label),
+            &info.response_flags,
+            info.security_policy,
+            &code,
+            "",
+        ];
+        let cache = &mut state.cache;
+        cache.begin();
+        for (i, v) in standard.iter().enumerate() {
+            if i == schema::standard::slot::GRPC_RESPONSE_STATUS {
+                // Not subject to the unknown rule: "" for HTTP and TCP.
+                cache.push(&grpc);
+            } else if v.is_empty() {
+                cache.push("unknown");
+            } else {
+                cache.push(v);
+            }
+        }
+        let schema = &state.schema;
+        let scope = Scope::new(host);
+        for e in &schema.dimension_exprs {
+            match scope.label(&e.program) {
+                Some(v) => cache.push(&v),
+                None => cache.push("unknown"),
+            }
+        }
+
+        let protocol_bit = info.protocol.map_or(0, Protocol::bit);
+        if let Some(stats) = cache.lookup() {
+            for s in stats {
+                if let Some(gen) = schema.stat_gens.get(s.gen) {
+                    if end_stream || gen.recurrent {
+                        record(metrics, s.id, gen.kind, gen.value, info, schema, &scope);
+                    }
+                }
+            }
+            self.cache_hits_accumulator += 1;
+            if self.cache_hits_accumulator == CACHE_HIT_FLUSH {
+                if let Some(id) = self.cache_hit_id {
+                    metrics.increment(id, CACHE_HIT_FLUSH);
+                }
+                self.cache_hits_accumulator = 0;
+            }
+            return;
+        }
+
+        let mut resolved = Vec::new();
+        for (g, gen) in schema.stat_gens.iter().enumerate() {
+            if gen.protocols & protocol_bit == 0 {
+                continue;
+            }
+            let name = naming::stat_name(
+                &gen.metric,
+                &gen.tags,
+                &schema.field_separator,
+                &schema.value_separator,
+                |slot| cache.value(slot),
+            );
+            let Some(id) = metrics.define(gen.kind, &name) else {
+                log::warn!("istio.stats: the host refused to define {name}");
+                continue;
+            };
+            if end_stream || gen.recurrent {
+                record(metrics, id, gen.kind, gen.value, info, schema, &scope);
+            }
+            resolved.push(ResolvedStat { id, gen: g });
+        }
+        if let Some(id) = self.cache_miss_id {
+            metrics.increment(id, 1);
+        }
+        cache.insert(resolved);
+    }
+}
+
+/// `SimpleStat::record`: extract the value (mutating the per-stream accumulators), skip counter
+/// zeros, record.
+fn record(
+    metrics: &mut dyn Metrics,
+    id: u32,
+    kind: MetricKind,
+    source: ValueSource,
+    info: &mut RequestInfo,
+    schema: &Schema,
+    scope: &Scope<'_>,
+) {
+    let value: u64 = match source {
+        ValueSource::One => 1,
+        ValueSource::DurationMs => (info.duration_ns / 1_000_000) as u64,
+        ValueSource::RequestBytes => info.request_size as u64,
+        ValueSource::ResponseBytes => info.response_size as u64,
+        ValueSource::RequestMessages => {
+            let out = info.request_messages.wrapping_sub(info.last_request_messages);
+            info.last_request_messages = info.request_messages;
+            out
+        }
+        ValueSource::ResponseMessages => {
+            let out = info.response_messages.wrapping_sub(info.last_response_messages);
+            info.last_response_messages = info.response_messages;
+            out
+        }
+        ValueSource::TcpSentBytes => std::mem::take(&mut info.tcp_sent_bytes),
+        ValueSource::TcpReceivedBytes => std::mem::take(&mut info.tcp_received_bytes),
+        ValueSource::TcpOpened => u64::from(std::mem::take(&mut info.tcp_opened)),
+        ValueSource::TcpClosed => u64::from(info.tcp_closed),
+        // A failed evaluation records 0 (`evaluateExpression` leaves the result at 0).
+        ValueSource::Custom(i) => schema
+            .value_exprs
+            .get(i)
+            .and_then(|p| scope.int(p))
+            .unwrap_or(0) as u64,
+    };
+    if kind == MetricKind::Counter && value == 0 {
+        return;
+    }
+    metrics.record(id, value);
+}
