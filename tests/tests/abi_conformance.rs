@@ -1,0 +1,83 @@
+//! Both built plugins load in the Envoy of every Istio 1.13-1.17 proxy, and the check itself
+//! rejects modules Envoy would refuse.
+
+use e2e_tests::abi_conformance::{check, surface};
+
+fn module(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).expect("test module is valid WAT")
+}
+
+/// The smallest module that satisfies Envoy: the ABI marker, an allocator and memory.
+const MINIMAL: &str = r#"(module
+  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#;
+
+#[test]
+fn both_plugins_conform() {
+    for (_, file) in xtask::plugins::PLUGINS {
+        let path = xtask::plugins::plugin_path(file);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let violations = check(&bytes);
+        assert!(violations.is_empty(), "{file}: {violations:?}");
+        let s = surface(&bytes).expect("parses");
+        assert!(s.imports.iter().all(|(m, _)| m == "env"), "{file}: {:?}", s.imports);
+    }
+}
+
+#[test]
+fn a_minimal_module_conforms() {
+    assert_eq!(check(&module(MINIMAL)), vec![]);
+}
+
+#[test]
+fn a_wasi_import_is_named() {
+    let wasm = module(
+        r#"(module
+  (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+    );
+    let v = check(&wasm);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].0.starts_with("imports wasi_snapshot_preview1.sched_yield: a WASI import"), "{v:?}");
+}
+
+#[test]
+fn a_wasm_bindgen_shim_is_named() {
+    let wasm = module(
+        r#"(module
+  (import "__wbindgen_placeholder__" "__wbindgen_describe" (func (param i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+    );
+    let v = check(&wasm);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].0.contains("__wbindgen_placeholder__.__wbindgen_describe: a wasm-bindgen import"), "{v:?}");
+}
+
+#[test]
+fn an_unknown_env_function_is_named() {
+    let wasm = module(
+        r#"(module
+  (import "env" "proxy_does_not_exist" (func (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+    );
+    let v = check(&wasm);
+    assert_eq!(v.len(), 5, "one per Istio version: {v:?}");
+    assert!(v.iter().all(|x| x.0.contains("proxy_does_not_exist")), "{v:?}");
+}
+
+#[test]
+fn missing_abi_marker_and_allocator_are_named() {
+    let wasm = module(r#"(module (memory (export "memory") 1))"#);
+    let v = check(&wasm);
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(v[0].0.contains("Missing or unknown Proxy-Wasm ABI version"));
+    assert!(v[1].0.contains("missing malloc function"));
+}
