@@ -7,9 +7,17 @@
 //! * [`VmMetricIds`] is one VM's id table: Envoy hands out type-tagged ids per VM (counters 4, 8,
 //!   12…; gauges 5, 9…; histograms 6, 10…).
 //!
-//! The Prometheus exposition lives in [`prometheus`].
+//! * [`TagExtractor`] is Envoy's tag extraction with Istio's bootstrap `stats_tags`
+//!   ([`TagExtractor::istio`], [`TagExtractor::istio_proxy_tests`]).
+//! * [`prometheus::render`] prints `/stats/prometheus`; [`circllhist`] holds the histogram
+//!   approximation Envoy applies to bucket counts and sums.
 
+pub mod circllhist;
+pub mod istio_tags;
 pub mod prometheus;
+pub mod tags;
+
+pub use tags::{RejectedRule, TagExtractor, TagRule};
 
 /// `proxy_metric_type_t`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,7 +79,10 @@ impl StatsSink {
             MetricType::Gauge => StatValue::Gauge(0),
             MetricType::Histogram => StatValue::Histogram(Vec::new()),
         };
-        self.stats.push(Stat { name: full.clone(), value });
+        self.stats.push(Stat {
+            name: full.clone(),
+            value,
+        });
         self.by_name.insert(full, self.stats.len() - 1);
         self.stats.len() - 1
     }
