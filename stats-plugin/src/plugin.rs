@@ -67,6 +67,11 @@ impl StatsPlugin {
         self
     }
 
+    /// Sets the direction (the glue learns it from `plugin_root_id` at configure time).
+    pub fn set_direction(&mut self, direction: Direction) {
+        self.direction = direction;
+    }
+
     pub fn direction(&self) -> Direction {
         self.direction
     }
@@ -232,7 +237,11 @@ impl StatsPlugin {
             String::new()
         };
         let standard: [&str; COUNT_STANDARD_LABELS] = [
-            if direction.is_outbound() { "source" } else { "destination" },
+            if direction.is_outbound() {
+                "source"
+            } else {
+                "destination"
+            },
             &src.workload,
             &src.namespace,
             &info.source_principal,
@@ -343,12 +352,16 @@ fn record(
         ValueSource::RequestBytes => info.request_size as u64,
         ValueSource::ResponseBytes => info.response_size as u64,
         ValueSource::RequestMessages => {
-            let out = info.request_messages.wrapping_sub(info.last_request_messages);
+            let out = info
+                .request_messages
+                .wrapping_sub(info.last_request_messages);
             info.last_request_messages = info.request_messages;
             out
         }
         ValueSource::ResponseMessages => {
-            let out = info.response_messages.wrapping_sub(info.last_response_messages);
+            let out = info
+                .response_messages
+                .wrapping_sub(info.last_response_messages);
             info.last_response_messages = info.response_messages;
             out
         }

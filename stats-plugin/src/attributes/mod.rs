@@ -187,7 +187,12 @@ pub fn on_request_headers(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo
 }
 
 /// `populateRequestInfo` (common to HTTP and TCP, once per stream).
-pub fn populate_common(host: &dyn Host, env: &Env<'_>, use_host_header: bool, info: &mut RequestInfo) {
+pub fn populate_common(
+    host: &dyn Host,
+    env: &Env<'_>,
+    use_host_header: bool,
+    info: &mut RequestInfo,
+) {
     if info.populated {
         return;
     }
@@ -201,7 +206,10 @@ pub fn populate_common(host: &dyn Host, env: &Env<'_>, use_host_header: bool, in
             &["upstream", "uri_san_local_certificate"],
         ),
         Direction::Inbound => {
-            if let Some(mtls) = host.property(&["connection", "mtls"]).and_then(|b| as_bool(&b)) {
+            if let Some(mtls) = host
+                .property(&["connection", "mtls"])
+                .and_then(|b| as_bool(&b))
+            {
                 info.security_policy = if mtls { "mutual_tls" } else { "none" };
             }
             (
@@ -253,12 +261,32 @@ fn populate_destination_service(
         info.destination_service_name = cluster.to_string();
         return;
     }
-    let services = ["cluster_metadata", "filter_metadata", "istio", "services", "0"];
-    let name_path = [services[0], services[1], services[2], services[3], services[4], "name"];
+    let services = [
+        "cluster_metadata",
+        "filter_metadata",
+        "istio",
+        "services",
+        "0",
+    ];
+    let name_path = [
+        services[0],
+        services[1],
+        services[2],
+        services[3],
+        services[4],
+        "name",
+    ];
     match string_property(host, &name_path) {
         Some(name) => {
             info.destination_service_name = name;
-            let host_path = [services[0], services[1], services[2], services[3], services[4], "host"];
+            let host_path = [
+                services[0],
+                services[1],
+                services[2],
+                services[3],
+                services[4],
+                "host",
+            ];
             if let Some(h) = string_property(host, &host_path) {
                 info.destination_service_host = h;
             }
@@ -275,7 +303,10 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     if let Some(code) = i64_property(host, &["response", "code"]) {
         info.response_code = code as u32;
     }
-    if let Some(flags) = host.property(&["response", "flags"]).and_then(|b| as_i64(&b)) {
+    if let Some(flags) = host
+        .property(&["response", "flags"])
+        .and_then(|b| as_i64(&b))
+    {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
     }
     if protocol == Protocol::Grpc {
@@ -296,7 +327,10 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 /// `populateTCPRequestInfo`: the host header fallback never applies to TCP.
 pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
-    if let Some(flags) = host.property(&["response", "flags"]).and_then(|b| as_i64(&b)) {
+    if let Some(flags) = host
+        .property(&["response", "flags"])
+        .and_then(|b| as_i64(&b))
+    {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
     }
     info.protocol = Some(Protocol::Tcp);

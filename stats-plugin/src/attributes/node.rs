@@ -32,7 +32,12 @@ impl NodeDims {
                     .unwrap_or("latest")
                     .to_string(),
             ),
-            None => (String::new(), String::new(), String::new(), "latest".to_string()),
+            None => (
+                String::new(),
+                String::new(),
+                String::new(),
+                "latest".to_string(),
+            ),
         };
         NodeDims {
             workload: node.workload_name.clone(),

@@ -32,7 +32,12 @@ fn keys(direction: Direction) -> (&'static str, &'static str) {
 
 /// Resolves the peer. `headers_readable` allows the `x-envoy-peer-metadata` fallback (only in
 /// HTTP end-of-stream reports, where Envoy still exposes the header maps).
-pub fn resolve(host: &dyn Host, direction: Direction, compat: Compat, headers_readable: bool) -> Peer {
+pub fn resolve(
+    host: &dyn Host,
+    direction: Direction,
+    compat: Compat,
+    headers_readable: bool,
+) -> Peer {
     let (id_key, peer_key) = keys(direction);
     let id = host.property(&[id_key]);
     let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
@@ -71,7 +76,12 @@ pub fn resolve(host: &dyn Host, direction: Direction, compat: Compat, headers_re
     let dims = match direction {
         Direction::Inbound => NodeDims::empty(),
         Direction::Outbound => host
-            .property(&["upstream_host_metadata", "filter_metadata", "istio", "workload"])
+            .property(&[
+                "upstream_host_metadata",
+                "filter_metadata",
+                "istio",
+                "workload",
+            ])
             .and_then(|b| {
                 let text = String::from_utf8_lossy(&b).into_owned();
                 PeerNode::from_endpoint_metadata(&text, compat.endpoint_min_parts)

@@ -149,16 +149,17 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
     let mut warnings = Vec::new();
     let mut config = PluginConfig::default();
 
-    let string_field = |snake: &str, camel: &str, target: &mut String, w: &mut Vec<String>| {
-        match field(&obj, snake, camel) {
+    let string_field =
+        |snake: &str, camel: &str, target: &mut String, w: &mut Vec<String>| match field(
+            &obj, snake, camel,
+        ) {
             Some(Value::String(s)) => *target = s.clone(),
             Some(other) => w.push(format!(
                 "{snake}: expected a string, got {}; using the default",
                 type_name(other)
             )),
             None => {}
-        }
-    };
+        };
     string_field(
         "field_separator",
         "fieldSeparator",
@@ -172,7 +173,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
         &mut warnings,
     );
 
-    if let Some(v) = field(&obj, "disable_host_header_fallback", "disableHostHeaderFallback") {
+    if let Some(v) = field(
+        &obj,
+        "disable_host_header_fallback",
+        "disableHostHeaderFallback",
+    ) {
         match as_bool(v) {
             Some(b) => config.disable_host_header_fallback = b,
             None => warnings.push(format!(

@@ -8,7 +8,9 @@ pub mod standard;
 use crate::config::{DefinitionType, PluginConfig};
 use crate::expressions::{self, Program};
 use crate::series::MetricKind;
-use standard::{Factory, ValueSource, COUNT_STANDARD_LABELS, PROTO_GRPC, PROTO_HTTP, STANDARD_TAGS};
+use standard::{
+    Factory, ValueSource, COUNT_STANDARD_LABELS, PROTO_GRPC, PROTO_HTTP, STANDARD_TAGS,
+};
 
 /// Istio's hard-coded prefix (`stat_prefix` is ignored, `plugin.cc:442-444`).
 pub const STAT_PREFIX: &str = "istio_";

@@ -114,7 +114,14 @@ pub fn standard_factories() -> Vec<Factory> {
         recurrent,
     };
     vec![
-        f("requests_total", Counter, One, http, COUNT_STANDARD_LABELS, false),
+        f(
+            "requests_total",
+            Counter,
+            One,
+            http,
+            COUNT_STANDARD_LABELS,
+            false,
+        ),
         f(
             "request_duration_milliseconds",
             Histogram,
@@ -123,8 +130,22 @@ pub fn standard_factories() -> Vec<Factory> {
             COUNT_STANDARD_LABELS,
             false,
         ),
-        f("request_bytes", Histogram, RequestBytes, http, COUNT_STANDARD_LABELS, false),
-        f("response_bytes", Histogram, ResponseBytes, http, COUNT_STANDARD_LABELS, false),
+        f(
+            "request_bytes",
+            Histogram,
+            RequestBytes,
+            http,
+            COUNT_STANDARD_LABELS,
+            false,
+        ),
+        f(
+            "response_bytes",
+            Histogram,
+            ResponseBytes,
+            http,
+            COUNT_STANDARD_LABELS,
+            false,
+        ),
         f(
             "request_messages_total",
             Counter,
@@ -141,7 +162,14 @@ pub fn standard_factories() -> Vec<Factory> {
             COUNT_PEER_LABELS,
             true,
         ),
-        f("tcp_sent_bytes_total", Counter, TcpSentBytes, PROTO_TCP, COUNT_TCP_LABELS, true),
+        f(
+            "tcp_sent_bytes_total",
+            Counter,
+            TcpSentBytes,
+            PROTO_TCP,
+            COUNT_TCP_LABELS,
+            true,
+        ),
         f(
             "tcp_received_bytes_total",
             Counter,

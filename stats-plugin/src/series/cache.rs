@@ -107,8 +107,7 @@ impl MetricCache {
 
     /// Caches `stats` under the current key.
     pub fn insert(&mut self, stats: Vec<ResolvedStat>) {
-        self.map
-            .insert(self.key.clone().into_boxed_slice(), stats);
+        self.map.insert(self.key.clone().into_boxed_slice(), stats);
     }
 
     pub fn len(&self) -> usize {

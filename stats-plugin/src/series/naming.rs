@@ -50,8 +50,14 @@ mod tests {
     #[test]
     fn composes_like_istio() {
         let tags = vec![
-            Tag { name: "reporter".into(), slot: 0 },
-            Tag { name: "grpc_response_status".into(), slot: 1 },
+            Tag {
+                name: "reporter".into(),
+                slot: 0,
+            },
+            Tag {
+                name: "grpc_response_status".into(),
+                slot: 1,
+            },
         ];
         let values = ["source", ""];
         let n = stat_name("istio_requests_total", &tags, ";.;", "=.=", |s| values[s]);
@@ -59,7 +65,10 @@ mod tests {
             n,
             "reporter=.=source;.;grpc_response_status=.=;.;istio_requests_total"
         );
-        assert_eq!(stat_name("istio_get_calls", &[], ";.;", "=.=", |_| ""), "istio_get_calls");
+        assert_eq!(
+            stat_name("istio_get_calls", &[], ";.;", "=.=", |_| ""),
+            "istio_get_calls"
+        );
     }
 
     #[test]
@@ -70,6 +79,9 @@ mod tests {
             istio_build_name("1.5-dev"),
             "component.proxy.tag.1.5-dev;.istio_build"
         );
-        assert_eq!(istio_build_name(""), "component.proxy.tag.unknown;.istio_build");
+        assert_eq!(
+            istio_build_name(""),
+            "component.proxy.tag.unknown;.istio_build"
+        );
     }
 }

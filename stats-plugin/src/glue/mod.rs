@@ -1,0 +1,295 @@
+//! The Proxy-Wasm ABI 0.2.1 binding (wasm32 only).
+//!
+//! The plugin exports the ABI callbacks itself instead of using the Rust SDK's dispatcher: the
+//! same module serves Envoy's HTTP filter and its network (TCP) filter, and the SDK must decide
+//! at `proxy_on_context_create` whether a stream is an `HttpContext` or a `StreamContext` —
+//! which the root cannot know then (Istio's C++ `Context` handles both). The SDK dispatcher also
+//! panics (= traps, poisoning the VM) on unknown context ids. Here one stream type serves both
+//! and every unexpected call is ignored.
+//!
+//! Metrics are defined in `proxy_on_configure`, never in `_initialize` (restricted on Envoy
+//! ≥ 1.24).
+
+mod ffi;
+mod host;
+
+use crate::plugin::{StatsPlugin, Stream};
+use crate::Direction;
+use host::{WasmHost, WasmLogger, WasmMetrics};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+const ACTION_CONTINUE: u32 = 0;
+
+struct Root {
+    plugin: StatsPlugin,
+}
+
+struct StreamCtx {
+    root: u32,
+    stream: Stream,
+    /// In the root's request queue: reported on every tick until `on_log`.
+    queued: bool,
+}
+
+#[derive(Default)]
+struct Dispatcher {
+    roots: HashMap<u32, Root>,
+    streams: HashMap<u32, StreamCtx>,
+}
+
+thread_local! {
+    static DISPATCHER: RefCell<Dispatcher> = RefCell::new(Dispatcher::default());
+}
+
+static LOGGER: WasmLogger = WasmLogger;
+
+/// Runs `f` on the dispatcher; a re-entrant call (impossible with this ABI) is ignored rather
+/// than trapping.
+fn with<R: Default>(f: impl FnOnce(&mut Dispatcher) -> R) -> R {
+    DISPATCHER.with(|d| match d.try_borrow_mut() {
+        Ok(mut d) => f(&mut d),
+        Err(_) => R::default(),
+    })
+}
+
+/// `stats_outbound` → outbound, `stats_inbound` → inbound (`plugin.h:393-399`). Istio registers
+/// no other root id; anything else is logged and treated as outbound.
+fn direction_from_root_id(root_id: &str) -> Direction {
+    match root_id {
+        "stats_inbound" => Direction::Inbound,
+        "stats_outbound" => Direction::Outbound,
+        other => {
+            log::warn!(
+                "istio.stats: unknown root_id {other:?} (expected stats_outbound or stats_inbound); reporting as outbound (reporter=source)"
+            );
+            Direction::Outbound
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // Only logger setup: no hostcalls here (restricted on Envoy >= 1.24).
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// The allocator Envoy uses to hand buffers to the plugin (same contract as the Rust SDK).
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut u8 {
+    let slice: Box<[std::mem::MaybeUninit<u8>]> = Box::new_uninit_slice(size);
+    Box::into_raw(slice) as *mut u8
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
+    with(|d| {
+        if parent_id == 0 {
+            d.roots.insert(
+                context_id,
+                Root {
+                    plugin: StatsPlugin::new(Direction::Outbound),
+                },
+            );
+        } else if d.roots.contains_key(&parent_id) {
+            d.streams.insert(
+                context_id,
+                StreamCtx {
+                    root: parent_id,
+                    stream: Stream::new(),
+                    queued: false,
+                },
+            );
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize) -> u32 {
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
+    with(|d| {
+        let Some(root) = d.roots.get_mut(&root_id) else {
+            return;
+        };
+        let plugin_root_id = ffi::property(&["plugin_root_id"])
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        root.plugin
+            .set_direction(direction_from_root_id(&plugin_root_id));
+        let configuration =
+            ffi::buffer(BUFFER_PLUGIN_CONFIGURATION, 0, configuration_size).unwrap_or_default();
+        if let Some(period) = root
+            .plugin
+            .configure(&WasmHost, &mut WasmMetrics, &configuration)
+        {
+            ffi::set_tick_period_ms(period);
+        }
+    });
+    // Istio: "onConfigure == false makes the proxy crash"; a bad config only disables reporting.
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_tick(root_id: u32) {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        let Some(root) = roots.get_mut(&root_id) else {
+            return;
+        };
+        let mut ids: Vec<u32> = streams
+            .iter()
+            .filter(|(_, s)| s.root == root_id && s.queued)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(s) = streams.get_mut(&id) else {
+                continue;
+            };
+            if !ffi::set_effective_context(id) {
+                continue;
+            }
+            root.plugin
+                .report(&WasmHost, &mut WasmMetrics, &mut s.stream, false);
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        if let Some(s) = streams.get_mut(&context_id) {
+            if let Some(root) = roots.get(&s.root) {
+                root.plugin.on_request_headers(&WasmHost, &mut s.stream);
+            }
+        }
+    });
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
+    with(|d| {
+        if let Some(s) = d.streams.get_mut(&context_id) {
+            s.queued = true;
+        }
+    });
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_body(_context_id: u32, _size: usize, _eos: u32) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_request_trailers(_context_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_body(_context_id: u32, _size: usize, _eos: u32) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_response_trailers(_context_id: u32, _trailers: usize) -> u32 {
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        if let Some(s) = streams.get_mut(&context_id) {
+            if let Some(root) = roots.get(&s.root) {
+                root.plugin.on_new_connection(&mut s.stream);
+                s.queued = true;
+            }
+        }
+    });
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_data(context_id: u32, size: usize, _eos: u32) -> u32 {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        if let Some(s) = streams.get_mut(&context_id) {
+            if let Some(root) = roots.get(&s.root) {
+                root.plugin.on_downstream_data(&mut s.stream, size);
+            }
+        }
+    });
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_data(context_id: u32, size: usize, _eos: u32) -> u32 {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        if let Some(s) = streams.get_mut(&context_id) {
+            if let Some(root) = roots.get(&s.root) {
+                root.plugin.on_upstream_data(&mut s.stream, size);
+            }
+        }
+    });
+    ACTION_CONTINUE
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_downstream_connection_close(_context_id: u32, _peer_type: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_upstream_connection_close(_context_id: u32, _peer_type: u32) {}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_log(context_id: u32) {
+    with(|d| {
+        let Dispatcher { roots, streams } = d;
+        if let Some(s) = streams.get_mut(&context_id) {
+            s.queued = false;
+            if let Some(root) = roots.get_mut(&s.root) {
+                root.plugin
+                    .on_log(&WasmHost, &mut WasmMetrics, &mut s.stream);
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
+    with(|d| {
+        if d.roots.contains_key(&context_id) {
+            let queued = d
+                .streams
+                .values()
+                .filter(|s| s.root == context_id && s.queued)
+                .count();
+            if queued > 0 {
+                log::warn!("istio.stats: request queue is not empty, dropping {queued} streams");
+            }
+        }
+    });
+    1
+}
+
+#[no_mangle]
+pub extern "C" fn proxy_on_delete(context_id: u32) {
+    with(|d| {
+        if d.streams.remove(&context_id).is_none() && d.roots.remove(&context_id).is_some() {
+            d.streams.retain(|_, s| s.root != context_id);
+        }
+    })
+}
