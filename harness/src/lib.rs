@@ -9,5 +9,13 @@
 pub mod abi;
 pub mod stream;
 
+pub mod cli;
+pub mod replay;
+
 /// Envoy's stats sink and `/stats/prometheus` exposition.
 pub use stats_sink;
+pub mod filter_state;
+pub mod host_calls;
+pub mod host_state;
+pub mod profile;
+pub mod properties;

@@ -1,0 +1,101 @@
+//! Guest memory access and the allocator protocol (cpp-host `copyToPointerSize`: zero-length
+//! results are `(0, 0)` without an allocation; out-of-range pointers are INVALID_MEMORY_ACCESS).
+
+use super::Cx;
+use crate::abi::Status;
+use crate::host_state::Restriction;
+
+pub(crate) const INVALID: i32 = Status::InvalidMemoryAccess as i32;
+
+/// Copies `len` bytes at `ptr` out of guest memory.
+pub(crate) fn read(c: &mut Cx<'_>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+    let mem = c.data().memory?;
+    let data = mem.data(&*c);
+    let (p, l) = (ptr as u32 as usize, len as u32 as usize);
+    data.get(p..p.checked_add(l)?).map(|s| s.to_vec())
+}
+
+/// Runs `f` on the guest bytes `ptr..ptr+len` and the host state.
+pub(crate) fn with_bytes<R>(
+    c: &mut Cx<'_>,
+    ptr: i32,
+    len: i32,
+    f: impl FnOnce(&[u8], &mut crate::host_state::VmHost) -> R,
+) -> Option<R> {
+    let mem = c.data().memory?;
+    let (data, host) = mem.data_and_store_mut(&mut *c);
+    let (p, l) = (ptr as u32 as usize, len as u32 as usize);
+    let bytes = data.get(p..p.checked_add(l)?)?;
+    Some(f(bytes, host))
+}
+
+pub(crate) fn write(c: &mut Cx<'_>, ptr: i32, bytes: &[u8]) -> bool {
+    let Some(mem) = c.data().memory else {
+        return false;
+    };
+    let data = mem.data_mut(&mut *c);
+    let p = ptr as u32 as usize;
+    match p
+        .checked_add(bytes.len())
+        .and_then(|end| data.get_mut(p..end))
+    {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            true
+        }
+        None => false,
+    }
+}
+
+pub(crate) fn write_u32(c: &mut Cx<'_>, ptr: i32, v: u32) -> bool {
+    write(c, ptr, &v.to_le_bytes())
+}
+
+pub(crate) fn write_u64(c: &mut Cx<'_>, ptr: i32, v: u64) -> bool {
+    write(c, ptr, &v.to_le_bytes())
+}
+
+/// Calls the module's allocator (`malloc` or `proxy_on_memory_allocate`) with cpp-host's
+/// allocator restrictions in force. 0 means failure.
+pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
+    let Some(f) = c.data().alloc.clone() else {
+        return Ok(0);
+    };
+    let saved = c.data().restriction;
+    c.data_mut().restriction = Restriction::Alloc;
+    let r = f.call(&mut *c, size as i32);
+    c.data_mut().restriction = saved;
+    Ok(r? as u32)
+}
+
+/// Hands `bytes` to the module: allocate, copy, write `(ptr, len)` to the out-pointers.
+pub(crate) fn copy_out(
+    c: &mut Cx<'_>,
+    bytes: &[u8],
+    ptr_ptr: i32,
+    len_ptr: i32,
+) -> wasmtime::Result<i32> {
+    let mut addr = 0u32;
+    if !bytes.is_empty() {
+        addr = alloc(c, bytes.len())?;
+        if addr == 0 || !write(c, addr as i32, bytes) {
+            return Ok(INVALID);
+        }
+    }
+    if !write_u32(c, ptr_ptr, addr) || !write_u32(c, len_ptr, bytes.len() as u32) {
+        return Ok(INVALID);
+    }
+    Ok(0)
+}
+
+/// `copy_out` of the host's scratch buffer (filled by `fill`), without a second copy.
+pub(crate) fn copy_out_scratch(
+    c: &mut Cx<'_>,
+    ptr_ptr: i32,
+    len_ptr: i32,
+) -> wasmtime::Result<i32> {
+    let scratch = std::mem::take(&mut c.data_mut().scratch);
+    let r = copy_out(c, &scratch, ptr_ptr, len_ptr);
+    c.data_mut().scratch = scratch;
+    r
+}
