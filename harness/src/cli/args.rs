@@ -1,0 +1,116 @@
+//! The command line (clap derive). Defaults are documented in the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "harness",
+    version,
+    about = "Replays traffic through Istio's telemetry Wasm plugins on an Envoy stand-in and prints /stats/prometheus",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Replay JSON Lines traffic through the proxy's filter chains; print the Prometheus text.
+    ///
+    /// Stdout: what Envoy's /stats/prometheus shows for the metrics the plugins defined.
+    /// Stderr: per-line problems with line numbers, then a summary (events replayed, lines
+    /// skipped, wall time, events/s). Exit 0 when the setup loaded (bad traffic lines are skipped
+    /// and counted, not fatal); exit 1 with the reason when the setup is unusable (bad node or
+    /// EnvoyFilter YAML, missing .wasm, a plugin rejected its configuration, unreadable traffic).
+    ///
+    /// Traffic format: /work/shared/spec/replay-format.md (one JSON object per line). Unknown
+    /// fields are ignored with one warning per field name; a line with a wrong type or bad value
+    /// is reported and skipped.
+    Replay(ReplayArgs),
+    /// Load the chains without traffic; report each plugin's configure result and log lines.
+    ///
+    /// Exit 0 when every plugin accepted its configuration; exit 1 when a plugin rejected it
+    /// (proxy_on_configure returned false or the VM failed to start) or logged at error or
+    /// critical level while configuring, or when the setup itself is unusable.
+    Check(SetupArgs),
+    /// Render the per-version EnvoyFilter set from an IstioOperator metric schema.
+    Render(RenderArgs),
+    /// Write N synthetic HTTP events (the benchmark's traffic) as JSON Lines to stdout.
+    GenTraffic(GenArgs),
+}
+
+/// Everything that defines the proxy under test.
+#[derive(Args, Debug, Clone)]
+pub struct SetupArgs {
+    /// Istio proxy version: selects the Envoy profile (1.13→Envoy 1.21 … 1.17→Envoy 1.25) and
+    /// which EnvoyFilters apply (their proxyVersion regex is matched against it).
+    #[arg(long, default_value = "1.17.8")]
+    pub proxy_version: String,
+
+    /// The local Envoy node, JSON or YAML {id, cluster, metadata}. Default: the sidecar of
+    /// `webapp` in namespace `istioinaction` (ISTIO_VERSION 1.17.8, MESH_ID cluster.local,
+    /// CLUSTER_ID Kubernetes, LABELS app=webapp version=v1 + canonical labels), i.e.
+    /// testdata/nodes/webapp.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub node: Option<PathBuf>,
+
+    /// EnvoyFilter files or folders (repeatable). Default: the workspace's
+    /// envoyfilters/1.<minor>/ for --proxy-version.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub envoyfilter: Vec<PathBuf>,
+
+    /// Where `vm_config.code.local.filename` is looked up by file name. Null-VM inline names
+    /// `envoy.wasm.stats` / `envoy.wasm.attributegen` map to stats_plugin.wasm /
+    /// attributegen_plugin.wasm here (noted on stderr). Default: <workspace>/target/plugins
+    /// (`cargo xtask wasm` puts them there).
+    #[arg(long, value_name = "DIR")]
+    pub wasm_dir: Option<PathBuf>,
+
+    /// Extra stats tag names (comma-separated), added to the node's
+    /// PROXY_CONFIG.extraStatTags: each gets Istio's `(T=\.=(.*?);\.;)` extraction rule.
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub extra_stat_tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub setup: SetupArgs,
+
+    /// Traffic files (JSON Lines); `-` reads standard input.
+    #[arg(required = true, value_name = "TRAFFIC")]
+    pub traffic: Vec<PathBuf>,
+
+    /// Print a benchmark summary (events/s, peak memory) on stderr instead of nothing extra.
+    #[arg(long)]
+    pub bench: bool,
+
+    /// Do not print the Prometheus text (useful with --bench).
+    #[arg(long)]
+    pub no_output: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// The IstioOperator holding `values.telemetry.v2.prometheus.configOverride`.
+    #[arg(long, value_name = "FILE")]
+    pub istio_operator: PathBuf,
+
+    /// An attributegen EnvoyFilter (or its configuration) to render alongside.
+    #[arg(long, value_name = "FILE")]
+    pub attributegen: Option<PathBuf>,
+
+    /// Output folder (one sub-folder per proxy version). Default: print to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenArgs {
+    /// How many HTTP events to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+}

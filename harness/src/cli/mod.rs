@@ -1,0 +1,3 @@
+//! The `harness` command line (to come).
+
+pub mod args;

@@ -1,0 +1,6 @@
+//! Replaying traffic files through a [`crate`] proxy: decoding ([`traffic`]), times and flags.
+
+pub mod flags;
+pub mod node;
+pub mod time;
+pub mod traffic;

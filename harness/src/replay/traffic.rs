@@ -1,0 +1,1041 @@
+//! Streaming decoder for the JSON Lines traffic format (`/work/shared/spec/replay-format.md`, the
+//! contract): one [`TrafficReader`] pass over any `BufRead`, one line at a time, so memory stays
+//! flat whatever the file size.
+//!
+//! Decisions the contract leaves open (documented in `harness replay --help` too):
+//! * **Unknown fields** are accepted and ignored; the first line that uses each unknown field
+//!   path (e.g. `request.foo`) carries a warning. A TCP-only field on an HTTP event (or the
+//!   reverse) is treated the same way.
+//! * **Wrong types / bad values** (e.g. `"duration_ms":"x"`, an unknown response flag) make the
+//!   line an error: `(line number, field path: reason)`; the line is skipped.
+//! * `"response": null` (addition): the stream was reset, no response.
+//! * `response.flags` may also be the integer bitmask (addition).
+//! * `connection.id` (addition) sets `connection.id`; default: the event's line number.
+//! * `peer.id` absent: `sidecar~<first INSTANCE_IPS or 0.0.0.0>~<NAME>.<NAMESPACE>~<NAMESPACE>.svc.cluster.local`.
+//! * gRPC (`response.grpc_status` set): `content-type: application/grpc` is added to the request
+//!   and response headers unless given, the protocol defaults to `HTTP/2`, and the response ends
+//!   with a `grpc-status` trailer.
+//! * Default clusters: inbound `inbound|PORT||` with PORT from `connection.destination_address`,
+//!   else the authority's port, else 80 (443 for https); outbound and gateway HTTP
+//!   `outbound|PORT||HOST` from the authority as written (PORT default as above); TCP outbound
+//!   `outbound|PORT||<upstream.service.host>` when both are known, else `PassthroughCluster`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::BufRead;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+
+use super::flags::parse_flags;
+use super::time::{parse_rfc3339, DEFAULT_EPOCH_NS};
+use crate::stream::{
+    ConnectionInfo, Direction, HttpExchange, HttpMessage, MxOutcome, Peer, ServiceRef,
+    TcpConnection, UpstreamInfo,
+};
+
+const NS_PER_MS: f64 = 1_000_000.0;
+
+/// One decoded traffic line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Http(HttpExchange),
+    Tcp(TcpConnection),
+}
+
+/// An event with where it came from and how often to replay it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedEvent {
+    /// 1-based line number in its file.
+    pub line: usize,
+    pub repeat: u32,
+    pub event: Event,
+    /// Warnings about this line (unknown fields, first use per file only).
+    pub warnings: Vec<String>,
+}
+
+/// A line that is not a valid event: skipped, reported, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub reason: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Iterates the events of one traffic stream. Blank lines are skipped silently; every other
+/// line yields an event or a [`LineError`].
+pub struct TrafficReader<R> {
+    input: R,
+    buf: Vec<u8>,
+    decoder: Decoder,
+    /// An I/O error ends the iteration after being reported once.
+    failed: bool,
+}
+
+impl<R: BufRead> TrafficReader<R> {
+    pub fn new(input: R) -> Self {
+        Self {
+            input,
+            buf: Vec::with_capacity(4096),
+            decoder: Decoder::default(),
+            failed: false,
+        }
+    }
+
+    /// Lines read so far (including blank and bad ones).
+    pub fn lines_read(&self) -> usize {
+        self.decoder.line
+    }
+}
+
+impl<R: BufRead> Iterator for TrafficReader<R> {
+    type Item = Result<DecodedEvent, LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.failed {
+            self.buf.clear();
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(LineError {
+                        line: self.decoder.line + 1,
+                        reason: format!("read error: {e}"),
+                    }));
+                }
+            }
+            self.decoder.line += 1;
+            let line = self.decoder.line;
+            let text = match std::str::from_utf8(&self.buf) {
+                Ok(t) => t.trim(),
+                Err(e) => {
+                    return Some(Err(LineError {
+                        line,
+                        reason: format!("not UTF-8: {e}"),
+                    }))
+                }
+            };
+            if text.is_empty() {
+                continue;
+            }
+            return Some(
+                self.decoder
+                    .decode(text)
+                    .map_err(|reason| LineError { line, reason }),
+            );
+        }
+        None
+    }
+}
+
+/// The state carried from line to line: the line counter, the previous start time, and which
+/// unknown fields were already warned about.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    line: usize,
+    prev_start_ns: Option<i64>,
+    warned: HashSet<String>,
+}
+
+impl Decoder {
+    /// Decodes one non-blank line (the line counter must already point at it).
+    pub fn decode(&mut self, text: &str) -> Result<DecodedEvent, String> {
+        let mut ignored = Vec::new();
+        let mut track = serde_path_to_error::Track::new();
+        let mut json = serde_json::Deserializer::from_str(text);
+        let raw: Result<RawEvent, _> = {
+            let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+            serde_ignored::deserialize(tracked, |path| {
+                // serde_ignored shows Option layers as `?`.
+                ignored.push(path.to_string().replace("?.", ""))
+            })
+        };
+        let raw = raw.map_err(|e| {
+            let path = track.path().to_string();
+            let msg = strip_position(&e.to_string());
+            if path == "." || path.is_empty() {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        })?;
+        json.end().map_err(|e| strip_position(&e.to_string()))?;
+        let start_ns = match &raw.start {
+            Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
+            None => self
+                .prev_start_ns
+                .map_or(DEFAULT_EPOCH_NS, |p| p + 1_000_000),
+        };
+        self.prev_start_ns = Some(start_ns);
+        let line = self.line;
+        let mut warnings = Vec::new();
+        let mut warn = |path: String, why: &str| {
+            if self.warned.insert(path.clone()) {
+                warnings.push(format!("field {path:?} {why}; ignored (warned once)"));
+            }
+        };
+        for path in ignored {
+            warn(path, "is not part of the traffic format");
+        }
+        let repeat = raw.repeat.unwrap_or(1);
+        let event = match raw.kind.as_str() {
+            "http" => {
+                for (name, present) in raw.tcp_fields() {
+                    if present {
+                        warn(name.to_string(), "applies to tcp events only");
+                    }
+                }
+                Event::Http(raw.into_http(start_ns, line)?)
+            }
+            "tcp" => {
+                for (name, present) in raw.http_fields() {
+                    if present {
+                        warn(name.to_string(), "applies to http events only");
+                    }
+                }
+                Event::Tcp(raw.into_tcp(start_ns, line)?)
+            }
+            other => return Err(format!("kind: expected \"http\" or \"tcp\", got {other:?}")),
+        };
+        Ok(DecodedEvent {
+            line,
+            repeat,
+            event,
+            warnings,
+        })
+    }
+
+    /// Advances the line counter (for callers that feed lines themselves).
+    pub fn next_line(&mut self) {
+        self.line += 1;
+    }
+}
+
+/// serde_json appends " at line 1 column 17"; the line is always 1 here and the column is
+/// noise next to the field path.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (wire) shapes
+
+#[derive(Deserialize)]
+struct RawEvent {
+    kind: String,
+    direction: RawDirection,
+    start: Option<String>,
+    duration_ms: Option<f64>,
+    repeat: Option<u32>,
+    request: Option<RawRequest>,
+    #[serde(default, deserialize_with = "present")]
+    response: Option<Option<RawResponse>>,
+    peer: Option<RawPeer>,
+    connection: Option<RawConnection>,
+    upstream: Option<RawUpstream>,
+    route_name: Option<String>,
+    // TCP
+    sent_bytes: Option<u64>,
+    received_bytes: Option<u64>,
+    chunks: Option<u32>,
+    mx: Option<RawMx>,
+}
+
+/// Tells `"field": null` (Some(None)) from an absent field (None).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawDirection {
+    Inbound,
+    Outbound,
+    Gateway,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawMx {
+    Found,
+    NotFound,
+    None,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRequest {
+    method: Option<String>,
+    path: Option<String>,
+    authority: Option<String>,
+    scheme: Option<String>,
+    protocol: Option<String>,
+    #[serde(default)]
+    headers: Headers,
+    body_bytes: Option<u64>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawResponse {
+    code: Option<u32>,
+    #[serde(default)]
+    headers: Headers,
+    body_bytes: Option<u64>,
+    body: Option<String>,
+    grpc_status: Option<u32>,
+    #[serde(default)]
+    flags: Flags,
+    code_details: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPeer {
+    id: Option<String>,
+    #[serde(default)]
+    node: Map<String, Json>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConnection {
+    id: Option<u64>,
+    #[serde(default)]
+    mtls: bool,
+    peer_principal: Option<String>,
+    local_principal: Option<String>,
+    source_address: Option<String>,
+    destination_address: Option<String>,
+    requested_server_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawUpstream {
+    cluster: Option<String>,
+    address: Option<String>,
+    service: Option<RawService>,
+    endpoint_metadata: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawService {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    host: String,
+}
+
+/// Header map: name → string or list of strings, names lower-cased, order kept, a list becoming
+/// one entry per value (as repeated headers arrive on the wire).
+#[derive(Default)]
+struct Headers(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of header name → string or list of strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Headers, E> {
+                Ok(Headers::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Headers, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = m.next_key::<String>()? {
+                    let name = name.to_ascii_lowercase();
+                    match m.next_value::<HeaderValue>()? {
+                        HeaderValue(values) => {
+                            out.extend(values.into_iter().map(|v| (name.clone(), v)))
+                        }
+                    }
+                }
+                Ok(Headers(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct HeaderValue(Vec<String>);
+
+impl<'de> Deserialize<'de> for HeaderValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HeaderValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header value: string or list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderValue, E> {
+                Ok(HeaderValue(vec![v.to_string()]))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<HeaderValue, E> {
+                Ok(HeaderValue(vec![v]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<HeaderValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element::<String>()? {
+                    out.push(v);
+                }
+                Ok(HeaderValue(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `response.flags`: short codes (`"UO"`, `"UF,URX"`, `"-"`) or the integer bitmask.
+#[derive(Default)]
+struct Flags(u64);
+
+impl<'de> Deserialize<'de> for Flags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Flags;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "response flags: short codes like \"UO\" or \"UF,URX\", \"-\", or a bitmask",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flags, E> {
+                parse_flags(v).map(Flags).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Flags, E> {
+                Ok(Flags(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Flags, E> {
+                Ok(Flags(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw → stream descriptions
+
+fn duration_ns(ms: Option<f64>) -> Result<i64, String> {
+    let ms = ms.unwrap_or(1.0);
+    if !ms.is_finite() || ms < 0.0 || ms > 1e12 {
+        return Err(format!("duration_ms: must be a number ≥ 0, got {ms}"));
+    }
+    Ok((ms * NS_PER_MS).round() as i64)
+}
+
+fn direction(d: RawDirection) -> Direction {
+    match d {
+        RawDirection::Inbound => Direction::Inbound,
+        RawDirection::Outbound => Direction::Outbound,
+        RawDirection::Gateway => Direction::Gateway,
+    }
+}
+
+/// Splits `host:port` / `[v6]:port` / `host`; the port is None when absent or not a number.
+fn split_host_port(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let port = rest[end + 1..]
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok());
+            return (&authority[..end + 2], port);
+        }
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (authority, None),
+    }
+}
+
+fn scheme_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    }
+}
+
+fn body(bytes: Option<u64>, text: Option<String>, what: &str) -> Result<Vec<u8>, String> {
+    match (bytes, text) {
+        (Some(_), Some(_)) => Err(format!("{what}: give body_bytes or body, not both")),
+        (None, Some(t)) => Ok(t.into_bytes()),
+        (Some(n), None) if n > 1 << 30 => Err(format!("{what}.body_bytes: {n} is over 1 GiB")),
+        // The filler byte is irrelevant to telemetry; only the size is observed.
+        (Some(n), None) => Ok(vec![b'x'; n as usize]),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+fn has(headers: &[(String, String)], name: &str) -> bool {
+    headers.iter().any(|(k, _)| k == name)
+}
+
+fn peer(raw: Option<RawPeer>) -> Option<Peer> {
+    let raw = raw?;
+    let id = raw.id.unwrap_or_else(|| default_peer_id(&raw.node));
+    Some(Peer {
+        id,
+        metadata: raw.node,
+    })
+}
+
+/// The Envoy node id an Istio sidecar of this metadata would carry.
+fn default_peer_id(node: &Map<String, Json>) -> String {
+    let s = |k: &str| node.get(k).and_then(Json::as_str).unwrap_or("");
+    let ip = s("INSTANCE_IPS")
+        .split(',')
+        .next()
+        .filter(|i| !i.is_empty());
+    let name = Some(s("NAME"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| s("WORKLOAD_NAME"));
+    let ns = s("NAMESPACE");
+    format!(
+        "sidecar~{}~{}.{ns}~{ns}.svc.cluster.local",
+        ip.unwrap_or("0.0.0.0"),
+        if name.is_empty() { "unknown" } else { name }
+    )
+}
+
+fn connection(raw: Option<RawConnection>, line: usize) -> ConnectionInfo {
+    let raw = raw.unwrap_or_default();
+    ConnectionInfo {
+        id: raw.id.unwrap_or(line as u64),
+        mtls: raw.mtls,
+        local_principal: raw.local_principal,
+        peer_principal: raw.peer_principal,
+        source_address: raw.source_address.unwrap_or_default(),
+        destination_address: raw.destination_address.unwrap_or_default(),
+        requested_server_name: raw.requested_server_name.unwrap_or_default(),
+    }
+}
+
+fn upstream(
+    raw: Option<RawUpstream>,
+    default_cluster: impl FnOnce(&Option<RawService>) -> String,
+) -> UpstreamInfo {
+    let raw = raw.unwrap_or_default();
+    let cluster_name = match raw.cluster {
+        Some(c) => c,
+        None => default_cluster(&raw.service),
+    };
+    UpstreamInfo {
+        cluster_name,
+        address: raw.address,
+        service: raw.service.map(|s| ServiceRef {
+            name: s.name,
+            namespace: s.namespace,
+            host: s.host,
+        }),
+        endpoint_workload: raw.endpoint_metadata,
+    }
+}
+
+fn inbound_cluster(port: u16) -> String {
+    format!("inbound|{port}||")
+}
+
+impl RawEvent {
+    fn tcp_fields(&self) -> [(&'static str, bool); 4] {
+        [
+            ("sent_bytes", self.sent_bytes.is_some()),
+            ("received_bytes", self.received_bytes.is_some()),
+            ("chunks", self.chunks.is_some()),
+            ("mx", self.mx.is_some()),
+        ]
+    }
+
+    fn http_fields(&self) -> [(&'static str, bool); 3] {
+        [
+            ("request", self.request.is_some()),
+            ("response", self.response.is_some()),
+            ("route_name", self.route_name.is_some()),
+        ]
+    }
+
+    fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String> {
+        let dir = direction(self.direction);
+        let req = self.request.unwrap_or_default();
+        let resp = match self.response {
+            None => Some(RawResponse::default()),
+            Some(r) => r,
+        };
+        let grpc_status = resp.as_ref().and_then(|r| r.grpc_status);
+        let scheme = req.scheme.unwrap_or_else(|| "http".into());
+        let authority = req.authority.unwrap_or_default();
+        let protocol = req.protocol.unwrap_or_else(|| {
+            if grpc_status.is_some() {
+                "HTTP/2"
+            } else {
+                "HTTP/1.1"
+            }
+            .into()
+        });
+
+        let connection = connection(self.connection, line);
+        let (host, authority_port) = split_host_port(&authority);
+        let port = authority_port.unwrap_or_else(|| scheme_port(&scheme));
+        let dest_port = split_host_port(&connection.destination_address).1;
+        let upstream = upstream(self.upstream, |_| match dir {
+            Direction::Inbound => inbound_cluster(dest_port.unwrap_or(port)),
+            Direction::Outbound | Direction::Gateway => format!("outbound|{port}||{host}"),
+        });
+
+        // Pseudo-headers first, in the order Envoy's HTTP/1 codec and HCM leave them.
+        let mut headers = Vec::with_capacity(req.headers.0.len() + 5);
+        if !authority.is_empty() {
+            headers.push((":authority".to_string(), authority));
+        }
+        headers.push((":path".into(), req.path.unwrap_or_else(|| "/".into())));
+        headers.push((":method".into(), req.method.unwrap_or_else(|| "GET".into())));
+        headers.push((":scheme".into(), scheme));
+        headers.extend(req.headers.0);
+        if grpc_status.is_some() && !has(&headers, "content-type") {
+            headers.push(("content-type".into(), "application/grpc".into()));
+        }
+        let request = HttpMessage {
+            headers,
+            body: body(req.body_bytes, req.body, "request")?,
+            trailers: Vec::new(),
+        };
+
+        let (response, response_flags, code_details) = match resp {
+            None => (None, 0, "-".to_string()),
+            Some(r) => {
+                let mut headers = Vec::with_capacity(r.headers.0.len() + 2);
+                headers.push((":status".to_string(), r.code.unwrap_or(200).to_string()));
+                headers.extend(r.headers.0);
+                let mut trailers = Vec::new();
+                if let Some(status) = r.grpc_status {
+                    if !has(&headers, "content-type") {
+                        headers.push(("content-type".into(), "application/grpc".into()));
+                    }
+                    trailers.push(("grpc-status".to_string(), status.to_string()));
+                }
+                let msg = HttpMessage {
+                    headers,
+                    body: body(r.body_bytes, r.body, "response")?,
+                    trailers,
+                };
+                let details = r.code_details.unwrap_or_else(|| "via_upstream".into());
+                (Some(msg), r.flags.0, details)
+            }
+        };
+
+        Ok(HttpExchange {
+            direction: dir,
+            start_ns,
+            duration_ns: duration_ns(self.duration_ms)?,
+            protocol,
+            request,
+            response,
+            response_flags,
+            code_details,
+            connection,
+            upstream,
+            route_name: self.route_name.unwrap_or_else(|| "default".into()),
+            peer: peer(self.peer),
+        })
+    }
+
+    fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String> {
+        let dir = direction(self.direction);
+        let connection = connection(self.connection, line);
+        let dest_port = split_host_port(&connection.destination_address).1;
+        let upstream = upstream(self.upstream, |service| match dir {
+            Direction::Inbound => inbound_cluster(dest_port.unwrap_or(0)),
+            Direction::Outbound | Direction::Gateway => {
+                match (service.as_ref().map(|s| s.host.as_str()), dest_port) {
+                    (Some(host), Some(port)) if !host.is_empty() => {
+                        format!("outbound|{port}||{host}")
+                    }
+                    _ => "PassthroughCluster".into(),
+                }
+            }
+        });
+        let peer = peer(self.peer);
+        let mx = match self.mx {
+            Some(RawMx::Found) => MxOutcome::Found,
+            Some(RawMx::NotFound) => MxOutcome::NotFound,
+            Some(RawMx::None) => MxOutcome::None,
+            None if peer.is_some() => MxOutcome::Found,
+            None => MxOutcome::None,
+        };
+        if mx == MxOutcome::Found && peer.is_none() {
+            return Err("mx: \"found\" needs a peer".into());
+        }
+        Ok(TcpConnection {
+            direction: dir,
+            start_ns,
+            duration_ns: duration_ns(self.duration_ms)?,
+            received_bytes: self.received_bytes.unwrap_or(0),
+            sent_bytes: self.sent_bytes.unwrap_or(0),
+            chunks: self.chunks.unwrap_or(1).max(1),
+            connection,
+            upstream,
+            peer,
+            mx,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Vec<Result<DecodedEvent, LineError>> {
+        TrafficReader::new(text.as_bytes()).collect()
+    }
+
+    fn http(ev: &Result<DecodedEvent, LineError>) -> &HttpExchange {
+        match ev {
+            Ok(DecodedEvent {
+                event: Event::Http(h),
+                ..
+            }) => h,
+            other => panic!("not an http event: {other:?}"),
+        }
+    }
+
+    fn tcp(ev: &Result<DecodedEvent, LineError>) -> &TcpConnection {
+        match ev {
+            Ok(DecodedEvent {
+                event: Event::Tcp(t),
+                ..
+            }) => t,
+            other => panic!("not a tcp event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_http_event_gets_every_default() {
+        let evs = read(r#"{"kind":"http","direction":"outbound"}"#);
+        let h = http(&evs[0]);
+        assert_eq!(h.direction, Direction::Outbound);
+        assert_eq!(h.start_ns, DEFAULT_EPOCH_NS);
+        assert_eq!(h.duration_ns, 1_000_000);
+        assert_eq!(h.protocol, "HTTP/1.1");
+        assert_eq!(
+            h.request.headers,
+            vec![
+                (":path".into(), "/".into()),
+                (":method".into(), "GET".into()),
+                (":scheme".into(), "http".into())
+            ]
+        );
+        assert!(h.request.body.is_empty());
+        let resp = h.response.as_ref().unwrap();
+        assert_eq!(resp.headers, vec![(":status".into(), "200".into())]);
+        assert!(resp.trailers.is_empty());
+        assert_eq!(h.response_flags, 0);
+        assert_eq!(h.code_details, "via_upstream");
+        assert_eq!(h.route_name, "default");
+        assert_eq!(h.peer, None);
+        assert!(!h.connection.mtls);
+        assert_eq!(h.connection.peer_principal, None);
+        assert_eq!(h.upstream.cluster_name, "outbound|80||");
+        assert_eq!(h.upstream.service, None);
+        assert_eq!(evs[0].as_ref().unwrap().repeat, 1);
+    }
+
+    #[test]
+    fn contract_example_decodes_field_by_field() {
+        let line = r#"{"kind":"http","direction":"outbound",
+ "start":"2025-04-20T04:22:24.317Z","duration_ms":156,"repeat":3,
+ "request":{"method":"GET","path":"/items?x=1","authority":"catalog.istioinaction:80",
+            "scheme":"http","protocol":"HTTP/1.1",
+            "headers":{"User-Agent":"curl/8.7.1","x-user":["jason","ann"]},"body_bytes":0},
+ "response":{"code":200,"headers":{"content-type":"application/json"},"body_bytes":278,
+             "grpc_status":null,"flags":"-","code_details":"via_upstream"},
+ "peer":{"id":"sidecar~10.10.0.14~catalog-6cf4b97d-abcde.istioinaction~istioinaction.svc.cluster.local",
+         "node":{"NAME":"catalog-6cf4b97d-abcde","NAMESPACE":"istioinaction","WORKLOAD_NAME":"catalog",
+                 "LABELS":{"app":"catalog","version":"v1"},"CLUSTER_ID":"Kubernetes",
+                 "MESH_ID":"cluster.local","ISTIO_VERSION":"1.17.8"}},
+ "connection":{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istioinaction/sa/catalog",
+               "local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp",
+               "source_address":"10.10.0.17:46590","destination_address":"10.10.0.14:3000",
+               "requested_server_name":""},
+ "upstream":{"cluster":"outbound|80||catalog.istioinaction.svc.cluster.local","address":"10.10.0.14:3000",
+             "service":{"name":"catalog","namespace":"istioinaction","host":"catalog.istioinaction.svc.cluster.local"},
+             "endpoint_metadata":null},
+ "route_name":"default"}"#
+            .replace('\n', "");
+        let evs = read(&line);
+        assert_eq!(evs.len(), 1);
+        let ev = evs[0].as_ref().unwrap();
+        assert_eq!(ev.repeat, 3);
+        assert!(ev.warnings.is_empty(), "{:?}", ev.warnings);
+        let h = http(&evs[0]);
+        assert_eq!(h.start_ns, 1_745_122_944_317_000_000);
+        assert_eq!(h.duration_ns, 156_000_000);
+        assert_eq!(
+            h.request.headers,
+            [
+                (":authority", "catalog.istioinaction:80"),
+                (":path", "/items?x=1"),
+                (":method", "GET"),
+                (":scheme", "http"),
+                ("user-agent", "curl/8.7.1"),
+                ("x-user", "jason"),
+                ("x-user", "ann"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let resp = h.response.as_ref().unwrap();
+        assert_eq!(resp.body.len(), 278);
+        assert_eq!(
+            resp.headers[1],
+            ("content-type".into(), "application/json".into())
+        );
+        let peer = h.peer.as_ref().unwrap();
+        assert!(peer.id.starts_with("sidecar~10.10.0.14~"));
+        assert_eq!(peer.metadata["WORKLOAD_NAME"], "catalog");
+        assert_eq!(peer.metadata["LABELS"]["version"], "v1");
+        assert!(h.connection.mtls);
+        assert_eq!(
+            h.connection.local_principal.as_deref(),
+            Some("spiffe://cluster.local/ns/istioinaction/sa/webapp")
+        );
+        assert_eq!(h.connection.destination_address, "10.10.0.14:3000");
+        assert_eq!(h.upstream.address.as_deref(), Some("10.10.0.14:3000"));
+        assert_eq!(
+            h.upstream.service,
+            Some(ServiceRef {
+                name: "catalog".into(),
+                namespace: "istioinaction".into(),
+                host: "catalog.istioinaction.svc.cluster.local".into()
+            })
+        );
+        assert_eq!(h.upstream.endpoint_workload, None);
+    }
+
+    #[test]
+    fn start_defaults_step_one_ms_from_the_previous_event() {
+        let evs = read(concat!(
+            "{\"kind\":\"http\",\"direction\":\"inbound\"}\n",
+            "\n",
+            "{\"kind\":\"tcp\",\"direction\":\"inbound\"}\n",
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"start\":\"2025-04-20T04:22:24Z\"}\n",
+            "{\"kind\":\"http\",\"direction\":\"inbound\"}\n",
+        ));
+        assert_eq!(evs.len(), 4, "the blank line is skipped silently");
+        assert_eq!(http(&evs[0]).start_ns, DEFAULT_EPOCH_NS);
+        assert_eq!(tcp(&evs[1]).start_ns, DEFAULT_EPOCH_NS + 1_000_000);
+        assert_eq!(evs[1].as_ref().unwrap().line, 3);
+        let t = parse_rfc3339("2025-04-20T04:22:24Z").unwrap();
+        assert_eq!(http(&evs[2]).start_ns, t);
+        assert_eq!(http(&evs[3]).start_ns, t + 1_000_000);
+    }
+
+    #[test]
+    fn default_clusters_per_direction() {
+        let evs = read(concat!(
+            r#"{"kind":"http","direction":"inbound","request":{"authority":"webapp.istioinaction.io:30000"},"connection":{"destination_address":"10.10.0.17:8080"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"inbound","request":{"authority":"webapp:9080"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"inbound","request":{"scheme":"https"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"outbound","request":{"authority":"catalog.istioinaction"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"gateway","request":{"authority":"webapp.istioinaction:8080"}}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"inbound","connection":{"destination_address":"10.0.0.1:9000"}}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"outbound","connection":{"destination_address":"10.0.0.2:6379"},"upstream":{"service":{"name":"redis","namespace":"db","host":"redis.db.svc.cluster.local"}}}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"outbound"}"#,
+        ));
+        assert_eq!(http(&evs[0]).upstream.cluster_name, "inbound|8080||");
+        assert_eq!(http(&evs[1]).upstream.cluster_name, "inbound|9080||");
+        assert_eq!(http(&evs[2]).upstream.cluster_name, "inbound|443||");
+        assert_eq!(
+            http(&evs[3]).upstream.cluster_name,
+            "outbound|80||catalog.istioinaction"
+        );
+        assert_eq!(
+            http(&evs[4]).upstream.cluster_name,
+            "outbound|8080||webapp.istioinaction"
+        );
+        assert_eq!(tcp(&evs[5]).upstream.cluster_name, "inbound|9000||");
+        assert_eq!(
+            tcp(&evs[6]).upstream.cluster_name,
+            "outbound|6379||redis.db.svc.cluster.local"
+        );
+        assert_eq!(tcp(&evs[7]).upstream.cluster_name, "PassthroughCluster");
+    }
+
+    #[test]
+    fn flags_grpc_bodies_and_reset() {
+        let evs = read(concat!(
+            r#"{"kind":"http","direction":"outbound","response":{"code":503,"flags":"UO","code_details":"overflow"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"outbound","response":{"code":503,"flags":"UF,URX"}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"outbound","response":{"flags":160}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"outbound","request":{"method":"POST","body":"héllo"},"response":{"grpc_status":7}}"#,
+            "\n",
+            r#"{"kind":"http","direction":"outbound","response":null}"#,
+        ));
+        assert_eq!(http(&evs[0]).response_flags, 0x80);
+        assert_eq!(http(&evs[0]).code_details, "overflow");
+        assert_eq!(http(&evs[0]).response.as_ref().unwrap().headers[0].1, "503");
+        assert_eq!(http(&evs[1]).response_flags, 0x8020);
+        assert_eq!(http(&evs[2]).response_flags, 160);
+        let g = http(&evs[3]);
+        assert_eq!(g.protocol, "HTTP/2");
+        assert_eq!(g.request.body, "héllo".as_bytes());
+        assert!(g
+            .request
+            .headers
+            .contains(&("content-type".into(), "application/grpc".into())));
+        let resp = g.response.as_ref().unwrap();
+        assert!(resp
+            .headers
+            .contains(&("content-type".into(), "application/grpc".into())));
+        assert_eq!(resp.trailers, vec![("grpc-status".into(), "7".into())]);
+        assert_eq!(http(&evs[4]).response, None);
+    }
+
+    #[test]
+    fn tcp_fields_and_mx_default() {
+        let evs = read(concat!(
+            r#"{"kind":"tcp","direction":"inbound","start":"2025-04-20T04:22:30Z","duration_ms":2500,"sent_bytes":1024,"received_bytes":4096,"chunks":4,"peer":{"node":{"NAME":"web-1","NAMESPACE":"ns","INSTANCE_IPS":"10.1.2.3,fd00::1"}},"connection":{"mtls":true},"upstream":{"cluster":"inbound|9000||"}}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"outbound","mx":"not_found"}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"outbound"}"#,
+        ));
+        let t = tcp(&evs[0]);
+        assert_eq!(t.duration_ns, 2_500_000_000);
+        assert_eq!((t.sent_bytes, t.received_bytes, t.chunks), (1024, 4096, 4));
+        assert_eq!(t.mx, MxOutcome::Found);
+        assert_eq!(
+            t.peer.as_ref().unwrap().id,
+            "sidecar~10.1.2.3~web-1.ns~ns.svc.cluster.local"
+        );
+        assert_eq!(t.upstream.cluster_name, "inbound|9000||");
+        assert!(t.connection.mtls);
+        assert_eq!(tcp(&evs[1]).mx, MxOutcome::NotFound);
+        assert_eq!(tcp(&evs[2]).mx, MxOutcome::None);
+        assert_eq!(tcp(&evs[2]).chunks, 1);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_skipped() {
+        let evs = read(concat!(
+            "{\"kind\":\"http\",\"direction\":\"inbound\"}\n", // 1 ok
+            "{not json\n",                                     // 2
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"duration_ms\":\"slow\"}\n", // 3
+            "{\"kind\":\"http\",\"direction\":\"sideways\"}\n", // 4
+            "{\"kind\":\"udp\",\"direction\":\"inbound\"}\n",   // 5
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"response\":{\"flags\":\"UO,ZZ\"}}\n", // 6
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"start\":\"yesterday\"}\n", // 7
+            "{\"direction\":\"inbound\"}\n",                     // 8
+            "{\"kind\":\"http\",\"direction\":\"inbound\"} trailing\n", // 9
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"request\":{\"headers\":{\"a\":1}}}\n", // 10
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"request\":{\"body\":\"x\",\"body_bytes\":1}}\n", // 11
+            "{\"kind\":\"tcp\",\"direction\":\"inbound\",\"mx\":\"found\"}\n", // 12
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"duration_ms\":-1}\n", // 13
+            "{\"kind\":\"http\",\"direction\":\"outbound\"}\n", // 14 ok
+        ));
+        let errors: Vec<(usize, String)> = evs
+            .iter()
+            .filter_map(|e| e.as_ref().err())
+            .map(|e| (e.line, e.reason.clone()))
+            .collect();
+        let lines: Vec<usize> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(lines, (2..=13).collect::<Vec<_>>(), "{errors:#?}");
+        let reason = |line: usize| &errors[line - 2].1;
+        assert!(
+            reason(3).starts_with("duration_ms: invalid type: string \"slow\""),
+            "{}",
+            reason(3)
+        );
+        assert!(
+            reason(4).starts_with("direction: unknown variant `sideways`"),
+            "{}",
+            reason(4)
+        );
+        assert!(reason(5).contains("\"udp\""), "{}", reason(5));
+        assert!(
+            reason(6).starts_with("response.flags: unknown response flag \"ZZ\""),
+            "{}",
+            reason(6)
+        );
+        assert!(
+            reason(7).starts_with("start: invalid RFC 3339 time"),
+            "{}",
+            reason(7)
+        );
+        assert!(reason(8).contains("missing field `kind`"), "{}", reason(8));
+        assert!(reason(9).contains("trailing characters"), "{}", reason(9));
+        assert!(
+            reason(10).starts_with("request.headers.a: invalid type: integer"),
+            "{}",
+            reason(10)
+        );
+        assert!(reason(11).contains("not both"), "{}", reason(11));
+        assert!(reason(12).contains("needs a peer"), "{}", reason(12));
+        assert!(reason(13).starts_with("duration_ms"), "{}", reason(13));
+        // The good lines on either side survive.
+        assert_eq!(http(&evs[0]).direction, Direction::Inbound);
+        assert_eq!(http(&evs[13]).direction, Direction::Outbound);
+        assert_eq!(evs[13].as_ref().unwrap().line, 14);
+    }
+
+    #[test]
+    fn unknown_fields_warn_once_per_path() {
+        let evs = read(concat!(
+            r#"{"kind":"http","direction":"inbound","colour":"red","request":{"verb":"GET"},"sent_bytes":3}"#,
+            "\n",
+            r#"{"kind":"http","direction":"inbound","colour":"blue"}"#,
+            "\n",
+            r#"{"kind":"tcp","direction":"inbound","route_name":"x"}"#,
+        ));
+        let w0 = &evs[0].as_ref().unwrap().warnings;
+        assert_eq!(w0.len(), 3, "{w0:?}");
+        assert!(w0.iter().any(|w| w.contains("\"colour\"")));
+        assert!(w0.iter().any(|w| w.contains("\"request.verb\"")), "{w0:?}");
+        assert!(w0
+            .iter()
+            .any(|w| w.contains("\"sent_bytes\" applies to tcp events only")));
+        assert!(evs[1].as_ref().unwrap().warnings.is_empty());
+        let w2 = &evs[2].as_ref().unwrap().warnings;
+        assert_eq!(w2.len(), 1);
+        assert!(w2[0].contains("applies to http events only"));
+    }
+
+    #[test]
+    fn invalid_utf8_and_crlf() {
+        let mut input = b"{\"kind\":\"http\",\"direction\":\"inbound\"}\r\n".to_vec();
+        input.extend_from_slice(b"\xff\xfe\n");
+        let evs: Vec<_> = TrafficReader::new(&input[..]).collect();
+        assert!(evs[0].is_ok());
+        assert_eq!(evs[1].as_ref().unwrap_err().line, 2);
+        assert!(evs[1].as_ref().unwrap_err().reason.starts_with("not UTF-8"));
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(split_host_port("a.b:80"), ("a.b", Some(80)));
+        assert_eq!(split_host_port("a.b"), ("a.b", None));
+        assert_eq!(split_host_port("[fd00::1]:8080"), ("[fd00::1]", Some(8080)));
+        assert_eq!(split_host_port("fd00::1"), ("fd00::1", None));
+    }
+}
