@@ -11,6 +11,7 @@
 //! * [`expr`]: the CEL binding: compile once at configure time, evaluate per request with a lazy
 //!   resolver that fetches only the attributes an expression references.
 
+pub mod expr;
 pub mod host;
 pub mod peer;
 pub mod values;

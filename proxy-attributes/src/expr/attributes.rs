@@ -1,0 +1,403 @@
+//! The per-request resolver: CEL names → Envoy attributes, fetched on first use and memoised.
+//!
+//! How a name resolves (Envoy 1.21–1.25 `get_property`, abi-host.md §2):
+//! 1. `xds.route_name`, `xds.cluster_name`, `xds.cluster_metadata…`, … (Istio 1.16.2+/1.17
+//!    configs) map to the old top-level names, the only ones those Envoys expose to Wasm.
+//! 2. Known leaves (`request.method`, `response.code`, …) are read with their Envoy type:
+//!    strings raw, ints/uints/timestamps/durations 8 bytes LE (timestamps and durations become
+//!    CEL ints of nanoseconds: we build without chrono), bools 1 byte.
+//! 3. `request.headers`, `response.headers`, `response.trailers` are lazy maps: one header read
+//!    per key.
+//! 4. `upstream_peer` / `downstream_peer` are read once and decoded once per request
+//!    (FlatNode), then exposed as Istio's CEL view ([`super::lazy::PeerVal`]).
+//! 5. Attribute roots and known intermediate maps (`request`, `node`, `node.metadata`,
+//!    `cluster_metadata.filter_metadata`, …) are lazy path maps: `node.metadata['MESH_ID']`
+//!    reads only `node.metadata.MESH_ID`.
+//! 6. Any other dotted name under a known root is read as-is and decoded by shape (see
+//!    [`decode_dynamic`]).
+//! 7. Any other bare identifier `x` reads `property(["x"])`, which Envoy resolves from filter
+//!    state `wasm.x` (how `istio_operationId` written by attributegen is seen): bytes become a
+//!    CEL string when UTF-8.
+
+use super::lazy::{HeadersVal, PathVal, PeerVal};
+use crate::host::{HeaderMap, Host};
+use crate::peer::PeerNode;
+use crate::values::{self, decode_pairs};
+use cel::common::types::{CelBool, CelBytes, CelInt, CelString, CelUInt};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use std::sync::{Mutex, OnceLock};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Uint,
+    Bool,
+}
+
+/// Every typed leaf Envoy 1.21–1.25 exposes (abi-host.md §2.3). Index = memo slot.
+const LEAVES: &[(&str, Kind)] = &[
+    ("request.path", Kind::Str),
+    ("request.url_path", Kind::Str),
+    ("request.host", Kind::Str),
+    ("request.scheme", Kind::Str),
+    ("request.method", Kind::Str),
+    ("request.referer", Kind::Str),
+    ("request.useragent", Kind::Str),
+    ("request.id", Kind::Str),
+    ("request.protocol", Kind::Str),
+    ("request.query", Kind::Str),
+    ("request.time", Kind::Int),
+    ("request.duration", Kind::Int),
+    ("request.size", Kind::Int),
+    ("request.total_size", Kind::Int),
+    ("response.code", Kind::Int),
+    ("response.code_details", Kind::Str),
+    ("response.flags", Kind::Int),
+    ("response.grpc_status", Kind::Int),
+    ("response.size", Kind::Int),
+    ("response.total_size", Kind::Int),
+    ("connection.id", Kind::Uint),
+    ("connection.mtls", Kind::Bool),
+    ("connection.requested_server_name", Kind::Str),
+    ("connection.tls_version", Kind::Str),
+    ("connection.subject_local_certificate", Kind::Str),
+    ("connection.subject_peer_certificate", Kind::Str),
+    ("connection.uri_san_local_certificate", Kind::Str),
+    ("connection.uri_san_peer_certificate", Kind::Str),
+    ("connection.dns_san_local_certificate", Kind::Str),
+    ("connection.dns_san_peer_certificate", Kind::Str),
+    ("connection.sha256_peer_certificate_digest", Kind::Str),
+    ("connection.termination_details", Kind::Str),
+    ("source.address", Kind::Str),
+    ("source.port", Kind::Int),
+    ("destination.address", Kind::Str),
+    ("destination.port", Kind::Int),
+    ("upstream.address", Kind::Str),
+    ("upstream.port", Kind::Int),
+    ("upstream.local_address", Kind::Str),
+    ("upstream.transport_failure_reason", Kind::Str),
+    ("upstream.tls_version", Kind::Str),
+    ("upstream.subject_local_certificate", Kind::Str),
+    ("upstream.subject_peer_certificate", Kind::Str),
+    ("upstream.uri_san_local_certificate", Kind::Str),
+    ("upstream.uri_san_peer_certificate", Kind::Str),
+    ("upstream.dns_san_local_certificate", Kind::Str),
+    ("upstream.dns_san_peer_certificate", Kind::Str),
+    ("upstream.sha256_peer_certificate_digest", Kind::Str),
+    ("node.id", Kind::Str),
+    ("node.cluster", Kind::Str),
+    ("cluster_name", Kind::Str),
+    ("route_name", Kind::Str),
+    ("listener_direction", Kind::Int),
+    ("plugin_name", Kind::Str),
+    ("plugin_root_id", Kind::Str),
+    ("plugin_vm_id", Kind::Str),
+    ("connection_id", Kind::Uint),
+];
+
+/// Top-level names that are attribute trees (Envoy's Wasm `PROPERTY_TOKENS` that have children).
+const ROOTS: &[&str] = &[
+    "request",
+    "response",
+    "connection",
+    "source",
+    "destination",
+    "upstream",
+    "node",
+    "metadata",
+    "filter_state",
+    "cluster_metadata",
+    "route_metadata",
+    "upstream_host_metadata",
+    "listener_metadata",
+    "xds",
+];
+
+/// Roots holding an `envoy.config.core.v3.Metadata` (`filter_metadata.<ns>.<key>`).
+const METADATA_ROOTS: &[&str] = &[
+    "metadata",
+    "cluster_metadata",
+    "route_metadata",
+    "upstream_host_metadata",
+    "listener_metadata",
+];
+
+/// Names CEL itself resolves (type identifiers): never sent to the host.
+const CEL_NAMES: &[&str] = &[
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "dyn",
+    "optional",
+    "optional_type",
+];
+
+/// `xds.X` → the pre-1.29 top-level name Envoy 1.21–1.25 answers to.
+fn unalias(name: &str) -> &str {
+    let Some(rest) = name.strip_prefix("xds.") else {
+        return name;
+    };
+    let first = rest.split('.').next().unwrap_or("");
+    match first {
+        "route_name"
+        | "cluster_name"
+        | "cluster_metadata"
+        | "route_metadata"
+        | "upstream_host_metadata"
+        | "listener_metadata"
+        | "listener_direction"
+        | "node" => rest,
+        _ => name,
+    }
+}
+
+fn leaf_index(name: &str) -> Option<usize> {
+    LEAVES.iter().position(|(n, _)| *n == name)
+}
+
+/// A name below which the tree continues and which is cheaper to read per key than whole.
+fn is_lazy_map(name: &str) -> bool {
+    if ROOTS.contains(&name) {
+        return true;
+    }
+    if matches!(
+        name,
+        "node.metadata"
+            | "node.metadata.LABELS"
+            | "node.metadata.PLATFORM_METADATA"
+            | "node.metadata.ANNOTATIONS"
+    ) {
+        return true;
+    }
+    // <metadata root>.filter_metadata and <metadata root>.filter_metadata.<namespace>
+    let mut parts = name.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(root), Some("filter_metadata"), _, None) => METADATA_ROOTS.contains(&root),
+        _ => false,
+    }
+}
+
+fn typed(bytes: &[u8], kind: Kind) -> Option<Box<dyn Val>> {
+    Some(match kind {
+        Kind::Str => Box::new(CelString::from(String::from_utf8_lossy(bytes).into_owned())),
+        Kind::Int => Box::new(CelInt::from(values::as_i64(bytes)?)),
+        Kind::Uint => Box::new(CelUInt::from(values::as_u64(bytes)?)),
+        Kind::Bool => Box::new(CelBool::from(values::as_bool(bytes)?)),
+    })
+}
+
+/// Depth limit when decoding nested pairs maps by shape.
+const MAX_NESTING: usize = 8;
+
+/// A value of unknown type, decoded by shape: bytes that hold a NUL and parse as a pairs map are
+/// a map (Envoy serialises Struct/map values that way; a real string practically never starts
+/// with a little-endian u32 count followed by consistent sizes), valid UTF-8 is a string,
+/// anything else bytes. Known limits (documented): a Struct number (8-byte double) reads as
+/// bytes or a string, and a list reads as a map whose keys are the items.
+pub(crate) fn decode_dynamic(bytes: &[u8]) -> cel::Value {
+    decode_dynamic_at(bytes, 0)
+}
+
+fn decode_dynamic_at(bytes: &[u8], depth: usize) -> cel::Value {
+    if depth < MAX_NESTING && bytes.contains(&0) {
+        if let Some(pairs) = decode_pairs(bytes) {
+            if !pairs.is_empty() {
+                let map: std::collections::HashMap<String, cel::Value> = pairs
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(k).into_owned(),
+                            decode_dynamic_at(v, depth + 1),
+                        )
+                    })
+                    .collect();
+                return cel::Value::from(map);
+            }
+        }
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => cel::Value::String(std::sync::Arc::new(s.to_string())),
+        Err(_) => cel::Value::Bytes(std::sync::Arc::new(bytes.to_vec())),
+    }
+}
+
+fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !bytes.contains(&0) {
+            return Some(Box::new(CelString::from(s.to_string())));
+        }
+    }
+    let v = decode_dynamic(bytes);
+    match Box::<dyn Val>::try_from(v) {
+        Ok(b) => Some(b),
+        Err(_) => Some(Box::new(CelBytes::from(bytes.to_vec()))),
+    }
+}
+
+type Memo<T> = Mutex<Vec<(T, Option<Box<dyn Val>>)>>;
+
+/// One request's (or one callback's) view of Envoy for CEL. Create it per callback, evaluate any
+/// number of expressions against it: each attribute is read at most once, the peer FlatNode
+/// decoded at most once.
+pub struct Attributes<'h> {
+    host: &'h dyn Host,
+    leaves: OnceLock<Box<[OnceLock<Option<Box<dyn Val>>>]>>,
+    upstream_peer: OnceLock<Option<PeerNode>>,
+    downstream_peer: OnceLock<Option<PeerNode>>,
+    dynamic: Memo<String>,
+    headers: Mutex<Vec<(HeaderMap, String, Option<String>)>>,
+}
+
+impl<'h> Attributes<'h> {
+    pub fn new(host: &'h dyn Host) -> Self {
+        Attributes {
+            host,
+            leaves: OnceLock::new(),
+            upstream_peer: OnceLock::new(),
+            downstream_peer: OnceLock::new(),
+            dynamic: Mutex::new(Vec::new()),
+            headers: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn host(&self) -> &'h dyn Host {
+        self.host
+    }
+
+    /// `wasm.upstream_peer` decoded (memoised; `None` if absent or malformed).
+    pub fn upstream_peer(&self) -> Option<&PeerNode> {
+        self.upstream_peer
+            .get_or_init(|| PeerNode::from_flatbuffer(&self.host.property(&["upstream_peer"])?))
+            .as_ref()
+    }
+
+    /// `wasm.downstream_peer` decoded (memoised; `None` if absent or malformed).
+    pub fn downstream_peer(&self) -> Option<&PeerNode> {
+        self.downstream_peer
+            .get_or_init(|| PeerNode::from_flatbuffer(&self.host.property(&["downstream_peer"])?))
+            .as_ref()
+    }
+
+    /// A header value, memoised per (map, lower-cased name).
+    pub fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
+        let name = name.to_ascii_lowercase();
+        if let Ok(memo) = self.headers.lock() {
+            if let Some((_, _, v)) = memo.iter().find(|(m, n, _)| *m == map && *n == name) {
+                return v.clone();
+            }
+        }
+        let v = self.host.header(map, &name);
+        if let Ok(mut memo) = self.headers.lock() {
+            memo.push((map, name, v.clone()));
+        }
+        v
+    }
+
+    fn leaf(&self, i: usize) -> Option<&dyn Val> {
+        let slots = self
+            .leaves
+            .get_or_init(|| LEAVES.iter().map(|_| OnceLock::new()).collect());
+        let (name, kind) = LEAVES.get(i)?;
+        slots
+            .get(i)?
+            .get_or_init(|| {
+                let path: Vec<&str> = name.split('.').collect();
+                typed(&self.host.property(&path)?, *kind)
+            })
+            .as_deref()
+    }
+
+    fn dynamic(&self, name: &str) -> Option<Box<dyn Val>> {
+        if let Ok(memo) = self.dynamic.lock() {
+            if let Some((_, v)) = memo.iter().find(|(n, _)| n == name) {
+                return v.as_ref().map(|b| b.clone_as_boxed());
+            }
+        }
+        let path: Vec<&str> = name.split('.').collect();
+        let v = self.host.property(&path).and_then(|b| dynamic_val(&b));
+        let out = v.as_ref().map(|b| b.clone_as_boxed());
+        if let Ok(mut memo) = self.dynamic.lock() {
+            memo.push((name.to_string(), v));
+        }
+        out
+    }
+
+    /// Number of entries of the map at `path` (reads the whole map once).
+    pub(super) fn map_size(&self, path: &str) -> i64 {
+        let segments: Vec<&str> = path.split('.').collect();
+        self.host
+            .property(&segments)
+            .and_then(|b| decode_pairs(&b).map(|p| p.len() as i64))
+            .unwrap_or(0)
+    }
+
+    /// Resolves a (possibly dotted) CEL name; `None` = not available (the interpreter then tries
+    /// shorter prefixes, and finally reports the reference undeclared / the key missing).
+    pub(super) fn lookup<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        let name = unalias(name);
+        if let Some(i) = leaf_index(name) {
+            return self.leaf(i).map(CowVal::Borrowed);
+        }
+        for (prefix, map) in [
+            ("request.headers", HeaderMap::RequestHeaders),
+            ("response.headers", HeaderMap::ResponseHeaders),
+            ("response.trailers", HeaderMap::ResponseTrailers),
+        ] {
+            if name == prefix {
+                return Some(CowVal::owned(HeadersVal {
+                    attrs: self,
+                    map,
+                    path: prefix,
+                }));
+            }
+            if let Some(key) = name
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+            {
+                return self
+                    .header(map, key)
+                    .map(|v| CowVal::owned(CelString::from(v)));
+            }
+        }
+        match name {
+            "upstream_peer" => {
+                return self
+                    .upstream_peer()
+                    .map(|node| CowVal::owned(PeerVal { node }))
+            }
+            "downstream_peer" => {
+                return self
+                    .downstream_peer()
+                    .map(|node| CowVal::owned(PeerVal { node }))
+            }
+            _ => {}
+        }
+        if is_lazy_map(name) {
+            return Some(CowVal::owned(PathVal {
+                attrs: self,
+                path: name.to_string(),
+            }));
+        }
+        match name.split_once('.') {
+            Some((root, _)) if ROOTS.contains(&root) => self.dynamic(name).map(CowVal::Owned),
+            Some(_) => None,
+            None if CEL_NAMES.contains(&name) => None,
+            None => self.dynamic(name).map(CowVal::Owned),
+        }
+    }
+}
+
+impl VariableResolver for Attributes<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        self.lookup(variable)
+    }
+}

@@ -1,0 +1,123 @@
+//! The CEL binding on the `cel` crate (0.15, no default features).
+//!
+//! * [`Expr::compile`] once at configure time: malformed input is an `Err`, never a panic
+//!   (cel ≥ 0.11.4 fixed the parser panics of CVE-2025-62162; its parser stops at a recursion
+//!   limit; we also cap the source length).
+//! * The CEL environment (`Env::stdlib()` + our `matches`) is built once per process/VM and
+//!   shared: building it costs ~27 µs (crates.md §3), a per-evaluation `Context::with_env` only
+//!   clones an `Arc`.
+//! * [`Expr::eval`] runs against an [`Attributes`]: a per-request, lazy, memoising resolver over
+//!   a [`Host`](crate::host::Host) that fetches only what the expression references.
+//! * [`to_label`], [`to_bool`], [`to_i64`] turn results into what the plugins store.
+
+mod attributes;
+mod lazy;
+mod regex;
+mod render;
+
+pub use attributes::Attributes;
+pub use render::{to_bool, to_i64, to_label};
+
+pub use cel::Value;
+
+use cel::{Context, Env, Program};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// Longest expression source accepted (Istio configs are one-liners; this only stops abuse).
+pub const MAX_SOURCE_LEN: usize = 16 * 1024;
+
+/// A compiled CEL expression.
+pub struct Expr {
+    program: Program,
+    source: String,
+}
+
+/// Why an expression did not compile: the parser's message (with line:column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub message: String,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Why an evaluation failed: a missing attribute or key, a type error, a bad regex, …
+/// Istio's plugins treat every such error the same way (stats: `unknown`; attributegen: abort).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError(pub cel::ExecutionError);
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+fn build_env() -> Env {
+    let mut env = Env::stdlib();
+    regex::register(&mut env);
+    env
+}
+
+/// The shared environment. wasm32-unknown-unknown is single-threaded; `OnceLock` is still the
+/// right tool natively (tests run on many threads).
+pub(crate) fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(build_env()))
+}
+
+impl Expr {
+    /// Parses and checks `src` against the shared environment. Also precompiles the regex of
+    /// every `matches()` whose pattern is a string literal (a bad literal pattern is left for
+    /// evaluation to report, as cel-cpp does).
+    pub fn compile(src: &str) -> Result<Expr, CompileError> {
+        if src.len() > MAX_SOURCE_LEN {
+            return Err(CompileError {
+                message: format!(
+                    "expression is {} bytes long, the limit is {MAX_SOURCE_LEN}",
+                    src.len()
+                ),
+            });
+        }
+        if src.trim().is_empty() {
+            return Err(CompileError {
+                message: "empty expression".to_string(),
+            });
+        }
+        let program = env().compile(src).map_err(|e| CompileError {
+            message: e.to_string(),
+        })?;
+        regex::precompile_literals(program.expression());
+        Ok(Expr {
+            program,
+            source: src.to_string(),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates against one request's attributes.
+    pub fn eval(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
+        let mut ctx = Context::with_env(Arc::clone(env()));
+        ctx.set_variable_resolver(attrs);
+        self.program.execute(&ctx).map_err(EvalError)
+    }
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Expr").field(&self.source).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,346 @@
+use super::*;
+use crate::host::fake::FakeHost;
+use crate::host::HeaderMap;
+use crate::peer::PeerNode;
+use crate::values::encode_pairs;
+
+fn eval(src: &str, host: &FakeHost) -> Result<Value, EvalError> {
+    let e = Expr::compile(src).unwrap_or_else(|err| panic!("{src}: {err}"));
+    e.eval(&Attributes::new(host))
+}
+
+fn label(src: &str, host: &FakeHost) -> Option<String> {
+    eval(src, host).ok().as_ref().and_then(to_label)
+}
+
+fn gateway_peer() -> Vec<u8> {
+    PeerNode {
+        workload_name: "istio-ingressgateway".into(),
+        namespace: "istio-system".into(),
+        istio_version: "1.17.8".into(),
+        mesh_id: "cluster.local".into(),
+        labels: Some(vec![
+            ("app".into(), "istio-ingressgateway".into()),
+            ("istio".into(), "ingressgateway".into()),
+        ]),
+        instance_ips: vec!["10.10.0.22".into()],
+        ..PeerNode::default()
+    }
+    .to_flatbuffer()
+}
+
+/// The request of crates.md §2/§3: GET /items, x-user: jason, response 503.
+fn book_host() -> FakeHost {
+    FakeHost::new()
+        .with_str(&["request", "method"], "GET")
+        .with_str(&["request", "url_path"], "/items")
+        .with_header(HeaderMap::RequestHeaders, "x-user", "jason")
+        .with_i64(&["response", "code"], 503)
+        .with_str(&["node", "metadata", "MESH_ID"], "cluster.local")
+        .with_str(&["node", "metadata", "LABELS", "version"], "v1")
+        .with_property(&["upstream_peer"], gateway_peer())
+}
+
+#[test]
+fn book_expressions_read_only_what_they_reference() {
+    // Expected values: crates.md §2 lists them for this request.
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "(request.method.startsWith('GET') ? 1 : 0)",
+            "1",
+            &["property:request.method"],
+        ),
+        (
+            "request.url_path == '/items' && request.method == 'GET'",
+            "true",
+            &["property:request.url_path", "property:request.method"],
+        ),
+        (
+            "node.metadata['MESH_ID']",
+            "cluster.local",
+            &["property:node.metadata.MESH_ID"],
+        ),
+        (
+            "node.metadata.LABELS.version",
+            "v1",
+            &["property:node.metadata.LABELS.version"],
+        ),
+        (
+            "upstream_peer.istio_version",
+            "1.17.8",
+            &["property:upstream_peer"],
+        ),
+        (
+            "upstream_peer.labels['app'].value",
+            "istio-ingressgateway",
+            &["property:upstream_peer"],
+        ),
+        (
+            "request.headers['x-user'] == 'jason'",
+            "true",
+            &["header:RequestHeaders:x-user"],
+        ),
+        ("response.code >= 500", "true", &["property:response.code"]),
+        ("string(response.code)", "503", &["property:response.code"]),
+    ];
+    for (src, want, reads) in cases {
+        let host = book_host();
+        assert_eq!(label(src, &host).as_deref(), Some(*want), "{src}");
+        assert_eq!(host.reads(), *reads, "{src}");
+    }
+}
+
+#[test]
+fn attributes_are_memoised_across_expressions() {
+    let host = book_host();
+    let attrs = Attributes::new(&host);
+    let a = Expr::compile("request.method == 'GET'").unwrap();
+    let b = Expr::compile("request.method.size()").unwrap();
+    let p1 = Expr::compile("upstream_peer.workload_name").unwrap();
+    let p2 = Expr::compile("upstream_peer.namespace").unwrap();
+    let h = Expr::compile("request.headers['x-user']").unwrap();
+    for _ in 0..2 {
+        assert_eq!(a.eval(&attrs), Ok(Value::Bool(true)));
+        assert_eq!(b.eval(&attrs), Ok(Value::Int(3)));
+        assert_eq!(
+            to_label(&p1.eval(&attrs).unwrap()).unwrap(),
+            "istio-ingressgateway"
+        );
+        assert_eq!(to_label(&p2.eval(&attrs).unwrap()).unwrap(), "istio-system");
+        assert_eq!(to_label(&h.eval(&attrs).unwrap()).unwrap(), "jason");
+    }
+    assert_eq!(
+        host.reads(),
+        [
+            "property:request.method",
+            "property:upstream_peer",
+            "header:RequestHeaders:x-user"
+        ]
+    );
+    // The typed peer accessor shares the same decode.
+    assert_eq!(attrs.upstream_peer().unwrap().mesh_id, "cluster.local");
+    assert_eq!(host.reads().len(), 3);
+}
+
+#[test]
+fn header_map_membership_and_presence() {
+    let host = book_host();
+    assert_eq!(
+        eval("'x-user' in request.headers", &host),
+        Ok(Value::Bool(true))
+    );
+    assert_eq!(
+        eval("has(request.headers.nope)", &host),
+        Ok(Value::Bool(false))
+    );
+    assert!(eval("request.headers['missing']", &host).is_err());
+    assert!(eval("request.headers['missing'] == 'x'", &host).is_err());
+    // Errors are absorbed by || as the CEL spec says.
+    assert_eq!(
+        eval("request.headers['missing'] == 'x' || true", &host),
+        Ok(Value::Bool(true))
+    );
+    let with_map = FakeHost::new().with_property(
+        &["request", "headers"],
+        encode_pairs(&[(":method", "GET"), ("x-user", "jason")]),
+    );
+    assert_eq!(eval("size(request.headers)", &with_map), Ok(Value::Int(2)));
+}
+
+#[test]
+fn matches_uses_posix_classes_and_reports_bad_patterns() {
+    // Istio's operation.json GetBook rule, with the plugin_test.cc paths.
+    let rule = "request.url_path.matches('^/shelves/[[:alnum:]]*/books/[[:alnum:]]*$')";
+    let hit = FakeHost::new().with_str(&["request", "url_path"], "/shelves/a101/books/b1122");
+    let miss = FakeHost::new().with_str(&["request", "url_path"], "/shelves/-----/books/b1122");
+    assert_eq!(eval(rule, &hit), Ok(Value::Bool(true)));
+    assert_eq!(eval(rule, &miss), Ok(Value::Bool(false)));
+    assert!(regex::is_cached(
+        "^/shelves/[[:alnum:]]*/books/[[:alnum:]]*$"
+    ));
+    // RE2 semantics: an unanchored search.
+    assert_eq!(
+        eval("matches(request.url_path, 'books')", &hit),
+        Ok(Value::Bool(true))
+    );
+    // A bad regex is an evaluation error, not a panic and not a compile error.
+    assert!(matches!(
+        eval("matches(request.url_path, '[')", &hit),
+        Err(EvalError(cel::ExecutionError::FunctionError { .. }))
+    ));
+}
+
+#[test]
+fn bare_identifiers_read_filter_state_and_xds_maps_to_old_names() {
+    let host = FakeHost::new()
+        .with_str(&["istio_operationId"], "GetBook")
+        .with_str(&["route_name"], "default")
+        .with_str(
+            &["cluster_name"],
+            "outbound|80||catalog.istioinaction.svc.cluster.local",
+        )
+        .with_str(
+            &[
+                "cluster_metadata",
+                "filter_metadata",
+                "istio",
+                "default_original_port",
+            ],
+            "80",
+        )
+        .with_property(&["upstream_peer_id"], b"server".to_vec());
+    assert_eq!(
+        label("istio_operationId", &host).as_deref(),
+        Some("GetBook")
+    );
+    assert_eq!(host.reads(), ["property:istio_operationId"]);
+    host.clear_reads();
+    assert_eq!(label("xds.route_name", &host).as_deref(), Some("default"));
+    assert_eq!(host.reads(), ["property:route_name"]);
+    assert_eq!(
+        label("xds.cluster_name", &host).as_deref(),
+        Some("outbound|80||catalog.istioinaction.svc.cluster.local")
+    );
+    assert_eq!(
+        label(
+            "xds.cluster_metadata.filter_metadata.istio.default_original_port",
+            &host
+        )
+        .as_deref(),
+        Some("80")
+    );
+    assert_eq!(
+        label("string(upstream_peer_id)", &host).as_deref(),
+        Some("server")
+    );
+    // Absent filter state: an error (→ `unknown` in stats).
+    assert!(eval("istio_responseClass", &host).is_err());
+    // Type names never reach the host.
+    host.clear_reads();
+    assert_eq!(eval("type(1) == int", &host), Ok(Value::Bool(true)));
+    assert!(host.reads().is_empty());
+}
+
+#[test]
+fn typed_leaves_decode_envoy_encodings() {
+    let host = FakeHost::new()
+        .with_bool(&["connection", "mtls"], true)
+        .with_property(&["connection", "id"], 7u64.to_le_bytes().to_vec())
+        .with_i64(&["destination", "port"], 9080)
+        .with_i64(&["request", "duration"], 3_000_000)
+        .with_i64(&["listener_direction"], 1)
+        .with_property(&["response", "code"], vec![1, 2, 3]);
+    assert_eq!(eval("connection.mtls", &host), Ok(Value::Bool(true)));
+    assert_eq!(eval("connection.id == 7u", &host), Ok(Value::Bool(true)));
+    assert_eq!(label("destination.port", &host).as_deref(), Some("9080"));
+    assert_eq!(eval("request.duration / 1000000", &host), Ok(Value::Int(3)));
+    assert_eq!(
+        eval("listener_direction == 1", &host),
+        Ok(Value::Bool(true))
+    );
+    // A wrongly sized int is treated as absent, not misread.
+    assert!(eval("response.code", &host).is_err());
+}
+
+#[test]
+fn node_metadata_maps_by_index_decode_pairs() {
+    let labels = encode_pairs(&[("app", "webapp"), ("version", "v1")]);
+    let host = FakeHost::new()
+        .with_property(&["node", "metadata", "LABELS"], labels.clone())
+        .with_str(&["node", "metadata", "LABELS", "app"], "webapp")
+        .with_property(&["node", "metadata", "CUSTOM_MAP"], labels);
+    // Known intermediate maps are read per key, as Envoy resolves the sub-path itself.
+    assert_eq!(
+        label("node.metadata['LABELS']['app']", &host).as_deref(),
+        Some("webapp")
+    );
+    assert_eq!(host.reads(), ["property:node.metadata.LABELS.app"]);
+    assert_eq!(eval("size(node.metadata.LABELS)", &host), Ok(Value::Int(2)));
+    // Any other map-valued attribute is read whole and decoded from the pairs encoding.
+    assert_eq!(
+        label("node.metadata.CUSTOM_MAP['version']", &host).as_deref(),
+        Some("v1")
+    );
+}
+
+#[test]
+fn hostile_peer_bytes_yield_errors_not_panics() {
+    for bytes in [
+        vec![0xffu8; 40],
+        vec![1, 0, 0],
+        gateway_peer()[..20].to_vec(),
+    ] {
+        let host = FakeHost::new().with_property(&["upstream_peer"], bytes);
+        assert!(eval("upstream_peer.istio_version", &host).is_err());
+        assert!(eval("upstream_peer.labels['app'].value", &host).is_err());
+    }
+    // A peer without a labels vector: labels is missing, has() is false.
+    let bare = PeerNode {
+        workload_name: "w".into(),
+        ..PeerNode::default()
+    };
+    let host = FakeHost::new().with_property(&["downstream_peer"], bare.to_flatbuffer());
+    assert!(eval("downstream_peer.labels['app'].value", &host).is_err());
+    assert_eq!(
+        eval("has(downstream_peer.labels)", &host),
+        Ok(Value::Bool(false))
+    );
+    // Unset string fields read as "" (FlatBuffers default).
+    assert_eq!(
+        label("downstream_peer.istio_version", &host).as_deref(),
+        Some("")
+    );
+}
+
+#[test]
+fn malformed_expressions_are_errors_not_panics() {
+    // crates.md §3: these panicked cel-interpreter 0.10 (CVE-2025-62162); plus Istio's BadExpr.
+    let mut bad: Vec<String> = [
+        "x(1,",
+        "1 +",
+        ")",
+        "!",
+        "'unterminated",
+        "{'a':",
+        "[1,2].map(x,",
+        "if a = b then return 5",
+        "",
+        "   ",
+        "a.b.",
+        "request.headers[",
+        "1 ? 2",
+        "\u{0}",
+        "has(request.headers['x'])",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    bad.push(format!("{}1{}", "(".repeat(150), ")".repeat(150)));
+    bad.push(format!("{}1{}", "(".repeat(5000), ")".repeat(5000)));
+    bad.push("[".repeat(3000));
+    bad.push(format!("1{}", " + 1".repeat(5000)));
+    bad.push("a".repeat(MAX_SOURCE_LEN + 1));
+    for src in &bad {
+        assert!(
+            Expr::compile(src).is_err(),
+            "{} compiled",
+            src.chars().take(40).collect::<String>()
+        );
+    }
+    // Moderate nesting still compiles and evaluates.
+    let nested = format!("{}1{} == 1", "(".repeat(40), ")".repeat(40));
+    assert_eq!(eval(&nested, &FakeHost::new()), Ok(Value::Bool(true)));
+}
+
+#[test]
+fn result_helpers() {
+    assert_eq!(to_label(&Value::Int(200)).as_deref(), Some("200"));
+    assert_eq!(to_label(&Value::UInt(7)).as_deref(), Some("7"));
+    assert_eq!(to_label(&Value::Bool(false)).as_deref(), Some("false"));
+    assert_eq!(to_label(&Value::Null), None);
+    assert_eq!(to_bool(&Value::Bool(true)), Some(true));
+    assert_eq!(to_bool(&Value::Int(1)), None);
+    assert_eq!(to_i64(&Value::UInt(5)), Some(5));
+    assert_eq!(to_i64(&Value::UInt(u64::MAX)), None);
+    assert_eq!(to_i64(&Value::Float(1.0)), None);
+}
