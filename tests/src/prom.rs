@@ -50,7 +50,10 @@ pub fn parse(text: &str) -> Result<Exposition, ParseError> {
     let mut out = Exposition::default();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
-        let err = |reason: String| ParseError { line: i + 1, reason };
+        let err = |reason: String| ParseError {
+            line: i + 1,
+            reason,
+        };
         if line.is_empty() {
             continue;
         }
@@ -211,7 +214,10 @@ pub fn render_labels(labels: &BTreeMap<String, String>) -> String {
 
 /// A line-per-label diff between two label sets: `-` only expected, `+` only actual, `~` both
 /// with different values.
-pub fn diff_labels(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>) -> String {
+pub fn diff_labels(
+    expected: &BTreeMap<String, String>,
+    actual: &BTreeMap<String, String>,
+) -> String {
     let mut out = String::new();
     for (k, v) in expected {
         match actual.get(k) {
@@ -226,6 +232,326 @@ pub fn diff_labels(expected: &BTreeMap<String, String>, actual: &BTreeMap<String
         }
     }
     out
+}
+
+/// Golden scenarios as data (`testdata/istio/<scenario>/`, described in its README): loading,
+/// checking, replaying, and comparing the replay's Prometheus text with the expectation.
+pub mod golden {
+    use super::{diff_labels, render_labels, Exposition};
+    use serde_json::Value as Json;
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    /// `testdata/istio` in the workspace.
+    pub fn istio_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("testdata")
+            .join("istio")
+    }
+
+    /// Reads a file whose body is JSON after leading `#` comment lines (our `*.yaml` data files
+    /// are written that way so that they carry a header comment and still parse as JSON).
+    pub fn read_commented_json(path: &Path) -> Result<Json, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let body: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        serde_json::from_str(&body).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// One expected series.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ExpectedSeries {
+        pub name: String,
+        pub labels: BTreeMap<String, String>,
+        pub value: f64,
+        /// Why a value deviates from the template, when it does.
+        pub note: Option<String>,
+    }
+
+    /// `expected.yaml`.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct Expected {
+        pub source: String,
+        pub series: Vec<ExpectedSeries>,
+        /// Families that must not appear at all.
+        pub absent: Vec<String>,
+        /// Families that must hold exactly the listed series (default: every family named in
+        /// `series`, as `driver.ExactStat` compares a whole family).
+        pub exact_families: Vec<String>,
+    }
+
+    impl Expected {
+        pub fn from_json(v: &Json) -> Result<Self, String> {
+            let str_list = |key: &str| -> Result<Vec<String>, String> {
+                match v.get(key) {
+                    None => Ok(Vec::new()),
+                    Some(Json::Array(a)) => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| format!("{key}: not a string: {x}"))
+                        })
+                        .collect(),
+                    Some(other) => Err(format!("{key}: not a list: {other}")),
+                }
+            };
+            let mut series = Vec::new();
+            for (i, s) in v
+                .get("series")
+                .and_then(Json::as_array)
+                .ok_or("series: missing or not a list")?
+                .iter()
+                .enumerate()
+            {
+                let name = s
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .ok_or(format!("series[{i}].name missing"))?;
+                let value = s
+                    .get("value")
+                    .and_then(Json::as_f64)
+                    .ok_or(format!("series[{i}].value missing or not a number"))?;
+                let mut labels = BTreeMap::new();
+                for (k, lv) in s
+                    .get("labels")
+                    .and_then(Json::as_object)
+                    .ok_or(format!("series[{i}].labels missing"))?
+                {
+                    let lv = lv
+                        .as_str()
+                        .ok_or(format!("series[{i}].labels.{k}: not a string"))?;
+                    labels.insert(k.clone(), lv.to_string());
+                }
+                series.push(ExpectedSeries {
+                    name: name.to_string(),
+                    labels,
+                    value,
+                    note: s.get("note").and_then(Json::as_str).map(str::to_string),
+                });
+            }
+            let mut exact_families = str_list("exact_families")?;
+            if v.get("exact_families").is_none() {
+                for s in &series {
+                    if !exact_families.contains(&s.name) {
+                        exact_families.push(s.name.clone());
+                    }
+                }
+            }
+            Ok(Self {
+                source: v
+                    .get("source")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                series,
+                absent: str_list("absent")?,
+                exact_families,
+            })
+        }
+    }
+
+    /// Every difference between the expectation and the exposition, one message each (empty
+    /// when they agree). Labels are compared as sets; names and values exactly.
+    pub fn compare(expected: &Expected, actual: &Exposition) -> Vec<String> {
+        let mut problems = Vec::new();
+        for e in &expected.series {
+            let note = e
+                .note
+                .as_deref()
+                .map(|n| format!(" [note: {n}]"))
+                .unwrap_or_default();
+            match actual.find(&e.name, &e.labels) {
+                Some(s) if s.value == e.value => {}
+                Some(s) => problems.push(format!(
+                    "{}{}: value: expected {}, got {}{note}",
+                    e.name,
+                    render_labels(&e.labels),
+                    e.value,
+                    s.value
+                )),
+                None => {
+                    let closest = actual
+                        .samples
+                        .iter()
+                        .filter(|s| s.name == e.name)
+                        .min_by_key(|s| diff_labels(&e.labels, &s.labels).lines().count());
+                    match closest {
+                        Some(s) => problems.push(format!(
+                            "{}: no series with the expected labels{note}; closest (value {}):\n{}",
+                            e.name,
+                            s.value,
+                            diff_labels(&e.labels, &s.labels).trim_end()
+                        )),
+                        None => problems.push(format!(
+                            "{}: missing (no series of that name){note}; present: {:?}",
+                            e.name,
+                            actual.names()
+                        )),
+                    }
+                }
+            }
+        }
+        for family in &expected.exact_families {
+            for s in actual.samples.iter().filter(|s| &s.name == family) {
+                let listed = expected
+                    .series
+                    .iter()
+                    .any(|e| &e.name == family && e.labels == s.labels);
+                if !listed {
+                    problems.push(format!(
+                        "{family}: unexpected series {} {}",
+                        render_labels(&s.labels),
+                        s.value
+                    ));
+                }
+            }
+        }
+        for family in &expected.absent {
+            if actual.has_family(family) {
+                problems.push(format!("absent family {family} is present"));
+            }
+        }
+        problems
+    }
+
+    /// Whether a scenario can run yet.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Status {
+        Ready,
+        /// Not expressible yet, with the reason.
+        Blocked(String),
+    }
+
+    /// One scenario folder.
+    #[derive(Debug, Clone)]
+    pub struct Scenario {
+        pub name: String,
+        pub dir: PathBuf,
+        pub source: String,
+        pub proxy_version: String,
+        pub node: PathBuf,
+        pub traffic: PathBuf,
+        pub envoyfilters: Vec<PathBuf>,
+        pub status: Status,
+        pub expected: Expected,
+    }
+
+    impl Scenario {
+        pub fn load(dir: &Path) -> Result<Self, String> {
+            let m = read_commented_json(&dir.join("scenario.yaml"))?;
+            let get = |k: &str| {
+                m.get(k)
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+                    .ok_or(format!("scenario.yaml: {k} missing"))
+            };
+            let status = match get("status")?.as_str() {
+                "ready" => Status::Ready,
+                "blocked" => Status::Blocked(get("blocked")?),
+                other => return Err(format!("scenario.yaml: unknown status {other:?}")),
+            };
+            let envoyfilters = m
+                .get("envoyfilters")
+                .and_then(Json::as_array)
+                .ok_or("scenario.yaml: envoyfilters missing")?
+                .iter()
+                .map(|f| {
+                    f.as_str()
+                        .map(|f| dir.join(f))
+                        .ok_or("scenario.yaml: envoyfilters: not a string".to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The book cases assert in code and carry no expected.yaml.
+            let expected_file = dir.join("expected.yaml");
+            let expected = if expected_file.is_file() {
+                Expected::from_json(&read_commented_json(&expected_file)?)
+                    .map_err(|e| format!("expected.yaml: {e}"))?
+            } else {
+                Expected::default()
+            };
+            Ok(Self {
+                name: dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                dir: dir.to_path_buf(),
+                source: get("source")?,
+                proxy_version: get("proxy_version")?,
+                node: dir.join(get("node")?),
+                traffic: dir.join(get("traffic")?),
+                envoyfilters,
+                status,
+                expected,
+            })
+        }
+
+        /// The data is usable: the node has an id and metadata, every traffic line decodes with
+        /// the replay decoder (no errors, no unknown fields outside blocked scenarios), the
+        /// EnvoyFilters exist, and a ready scenario expects something.
+        pub fn check_files(&self) -> Result<(), String> {
+            let node = read_commented_json(&self.node)?;
+            if node.get("id").and_then(Json::as_str).is_none()
+                || node.get("metadata").and_then(Json::as_object).is_none()
+            {
+                return Err("node.yaml: needs id and metadata".into());
+            }
+            let file = std::fs::File::open(&self.traffic)
+                .map_err(|e| format!("{}: {e}", self.traffic.display()))?;
+            let mut events = 0;
+            for item in harness::replay::traffic::TrafficReader::new(std::io::BufReader::new(file))
+            {
+                let ev = item.map_err(|e| format!("traffic.jsonl {e}"))?;
+                if self.status == Status::Ready && !ev.warnings.is_empty() {
+                    return Err(format!("traffic.jsonl line {}: {:?}", ev.line, ev.warnings));
+                }
+                events += 1;
+            }
+            if events == 0 {
+                return Err("traffic.jsonl: no events".into());
+            }
+            for f in &self.envoyfilters {
+                let text =
+                    std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                if !text.contains("kind: EnvoyFilter") {
+                    return Err(format!("{}: not an EnvoyFilter", f.display()));
+                }
+            }
+            if self.status == Status::Ready
+                && self.expected.series.is_empty()
+                && self.expected.absent.is_empty()
+            {
+                return Err("expected.yaml: expects nothing".into());
+            }
+            Ok(())
+        }
+    }
+
+    /// Replays one scenario the way `harness replay --proxy-version V --node N --envoyfilter F…
+    /// TRAFFIC` does, with the plugins from `xtask::plugins::ensure_built()`, and returns the
+    /// Prometheus text.
+    pub fn replay(s: &Scenario) -> Result<String, String> {
+        let _ = s;
+        Err("the harness has no replay library entry point yet".into())
+    }
+
+    /// Every scenario folder (a direct child holding `scenario.yaml`), sorted by name. Panics
+    /// with the folder's name when its data does not load: that is a broken test fixture.
+    pub fn load_all(dir: &Path) -> Vec<Scenario> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("scenario.yaml").is_file())
+            .collect();
+        dirs.sort();
+        dirs.iter()
+            .map(|d| Scenario::load(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +600,10 @@ istio_request_duration_milliseconds_count{reporter="source"} 10
             )
             .unwrap();
         assert_eq!(rq.value, 10.0);
-        assert_eq!(e.find("istio_get_calls", &BTreeMap::new()).unwrap().value, 20.0);
+        assert_eq!(
+            e.find("istio_get_calls", &BTreeMap::new()).unwrap().value,
+            20.0
+        );
         assert_eq!(e.types["istio_build"], "gauge");
         let hist: Vec<_> = e.family("istio_request_duration_milliseconds").collect();
         assert_eq!(hist.len(), 4);
