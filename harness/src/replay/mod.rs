@@ -6,3 +6,4 @@ pub mod gen;
 pub mod node;
 pub mod time;
 pub mod traffic;
+pub mod run;
