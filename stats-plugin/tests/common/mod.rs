@@ -127,6 +127,18 @@ pub fn with_services(h: FakeHost) -> FakeHost {
         &[base[0], base[1], base[2], base[3], base[4], "namespace"],
         "default",
     )
+    // The whole list, as Envoy serialises a CEL list (pairs with the elements as keys).
+    .with_property(
+        &[base[0], base[1], base[2], base[3]],
+        encode_pairs(&[(
+            encode_pairs(&[
+                ("host", "server.default.svc.cluster.local"),
+                ("name", "server"),
+                ("namespace", "default"),
+            ]),
+            Vec::new(),
+        )]),
+    )
 }
 
 /// One finished `GET /` answered 200 (`hello, world!`), on the client (outbound) side.
@@ -295,7 +307,7 @@ impl FakeMetrics {
         self.names
             .iter()
             .map(|(_, n)| n.as_str())
-            .filter(|n| n.contains("istio_"))
+            .filter(|n| n.contains("istio_") && !n.ends_with("istio_build"))
             .collect()
     }
 }
