@@ -52,8 +52,8 @@ impl TagRule {
 /// `(A(.*?)B)` / `(A(.+?)B)` with literal A and B: the shape of every Istio dimension rule.
 #[derive(Debug, Clone)]
 struct LiteralRule {
-    head: Vec<u8>,
-    tail: Vec<u8>,
+    head: memchr::memmem::Finder<'static>,
+    tail: memchr::memmem::Finder<'static>,
     /// `.+?` needs at least one value byte.
     min_len: usize,
 }
@@ -69,8 +69,8 @@ impl LiteralRule {
             (h, r, 1)
         };
         Some(LiteralRule {
-            head: Self::literal(head)?,
-            tail: Self::literal(rest)?,
+            head: memchr::memmem::Finder::new(&Self::literal(head)?).into_owned(),
+            tail: memchr::memmem::Finder::new(&Self::literal(rest)?).into_owned(),
             min_len,
         })
     }
@@ -101,50 +101,36 @@ impl LiteralRule {
     /// Leftmost-first match with a lazy value that cannot cross `\n`/`\r` (ECMAScript `.`):
     /// returns (whole match range, value range).
     fn find(&self, name: &[u8]) -> Option<((usize, usize), (usize, usize))> {
+        let head_len = self.head.needle().len();
+        let tail_len = self.tail.needle().len();
         let mut from = 0;
-        while let Some(at) = find_bytes(&name[from..], &self.head) {
+        while let Some(at) = self.head.find(&name[from..]) {
             let start = from + at;
-            let value_start = start + self.head.len();
+            let value_start = start + head_len;
             if let Some(value_end) = self.lazy_end(name, value_start) {
-                return Some((
-                    (start, value_end + self.tail.len()),
-                    (value_start, value_end),
-                ));
+                return Some(((start, value_end + tail_len), (value_start, value_end)));
             }
             from = start + 1;
         }
         None
     }
 
+    /// The lazy quantifier stops at the first tail occurrence at or after the minimum length;
+    /// it fails when a line break comes before that occurrence.
     fn lazy_end(&self, name: &[u8], value_start: usize) -> Option<usize> {
-        let mut pos = value_start + self.min_len;
-        if self.min_len > 0 {
-            // The mandatory value byte must itself be a `.`-byte.
-            let first = *name.get(value_start)?;
-            if first == b'\n' || first == b'\r' {
-                return None;
-            }
+        let search_from = value_start + self.min_len;
+        let rest = name.get(search_from..)?;
+        let value_end = search_from + self.tail.find(rest)?;
+        let value = name.get(value_start..value_end)?;
+        if memchr::memchr2(b'\n', b'\r', value).is_some() {
+            return None;
         }
-        loop {
-            if pos > name.len() {
-                return None;
-            }
-            if name[pos..].starts_with(&self.tail) {
-                return Some(pos);
-            }
-            match name.get(pos) {
-                Some(b'\n') | Some(b'\r') | None => return None,
-                Some(_) => pos += 1,
-            }
-        }
+        Some(value_end)
     }
 }
 
 fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 #[derive(Debug, Clone)]
