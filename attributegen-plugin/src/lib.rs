@@ -1,1 +1,27 @@
-//! placeholder
+//! `istio.attributegen` reimplemented (Istio 1.13–1.17, envoyfilter-spec.md §3.3–3.6):
+//! ordered CEL match rules whose first true condition writes its value into filter state
+//! `wasm.<output_attribute>` with `proxy_set_property`, where `istio.stats` reads it back as a
+//! bare identifier (`istio_operationId`).
+//!
+//! * [`config`]: proto3-JSON configuration.
+//! * [`generator`]: conditions compiled once at configure time; evaluation semantics.
+//! * [`plugin`]: the root logic (configure, counters, per-phase runs), host-independent.
+//! * [`output`]: the write/metric trait and its fake; reads go through
+//!   `proxy_attributes::host::Host`.
+//! * `glue` (wasm32, non-test only): the `proxy_wasm` binding.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod config;
+pub mod generator;
+pub mod output;
+pub mod plugin;
+
+#[cfg(all(target_arch = "wasm32", not(test)))]
+mod glue;
+
+#[cfg(test)]
+mod tests;
