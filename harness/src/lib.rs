@@ -17,5 +17,8 @@ pub use stats_sink;
 pub mod filter_state;
 pub mod host_calls;
 pub mod host_state;
+pub mod metadata_exchange;
 pub mod profile;
 pub mod properties;
+pub mod proxy;
+pub mod vm;

@@ -4,6 +4,6 @@ pub mod chains;
 pub mod flags;
 pub mod gen;
 pub mod node;
+pub mod run;
 pub mod time;
 pub mod traffic;
-pub mod run;

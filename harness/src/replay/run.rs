@@ -189,20 +189,35 @@ mod tests {
         let mut sink = Count::default();
         let mut summary = Summary::default();
         let mut problems = Vec::new();
-        let lines = replay_source("t.jsonl", text.as_bytes(), &mut sink, &mut summary, &mut |p| {
-            problems.push(p.to_string())
-        });
+        let lines = replay_source(
+            "t.jsonl",
+            text.as_bytes(),
+            &mut sink,
+            &mut summary,
+            &mut |p| problems.push(p.to_string()),
+        );
         assert_eq!(lines, 6);
         assert_eq!(sink.http, vec![2_000_000; 3]);
         assert_eq!(sink.tcp, 1);
-        assert_eq!(summary.events, 5, "3 repeats + 1 tcp + 1 failed attempt; repeat 0 runs nothing");
+        assert_eq!(
+            summary.events, 5,
+            "3 repeats + 1 tcp + 1 failed attempt; repeat 0 runs nothing"
+        );
         assert_eq!(summary.lines_ok, 4);
         assert_eq!(summary.lines_skipped, 1);
         assert_eq!(summary.events_failed, 1);
         assert_eq!(summary.warnings, 1);
         assert_eq!(problems.len(), 3);
-        assert!(problems[0].starts_with("t.jsonl:2: skipped: "), "{}", problems[0]);
-        assert!(problems[1].starts_with("t.jsonl:4: warning: field \"odd\""), "{}", problems[1]);
+        assert!(
+            problems[0].starts_with("t.jsonl:2: skipped: "),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].starts_with("t.jsonl:4: warning: field \"odd\""),
+            "{}",
+            problems[1]
+        );
         assert_eq!(problems[2], "t.jsonl:5: event failed: plugin trapped");
     }
 

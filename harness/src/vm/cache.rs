@@ -31,7 +31,6 @@ pub fn content_key(bytes: &[u8]) -> String {
 pub fn engine_config() -> Config {
     let mut cfg = Config::new();
     cfg.consume_fuel(true);
-    cfg.wasm_backtrace(true);
     cfg
 }
 
@@ -53,7 +52,11 @@ impl ModuleCache {
     /// An in-memory cache with the harness engine.
     pub fn new() -> ModuleCache {
         let engine = Engine::new(&engine_config()).unwrap_or_default();
-        ModuleCache { engine, modules: Arc::default(), dir: None }
+        ModuleCache {
+            engine,
+            modules: Arc::default(),
+            dir: None,
+        }
     }
 
     /// Also keep compiled artifacts in `dir` across processes.
@@ -72,7 +75,10 @@ impl ModuleCache {
         if let Some(m) = self.modules.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(m);
         }
-        let file = self.dir.as_ref().map(|d| d.join(format!("{key}-wasmtime-{WASMTIME_VERSION}.cwasm")));
+        let file = self
+            .dir
+            .as_ref()
+            .map(|d| d.join(format!("{key}-wasmtime-{WASMTIME_VERSION}.cwasm")));
         let mut module = None;
         if let Some(f) = &file {
             if let Ok(art) = std::fs::read(f) {
@@ -85,7 +91,8 @@ impl ModuleCache {
         let module = match module {
             Some(m) => m,
             None => {
-                let m = Module::new(&self.engine, bytes).map_err(|e| format!("Failed to compile Wasm module: {e}"))?;
+                let m = Module::new(&self.engine, bytes)
+                    .map_err(|e| format!("Failed to compile Wasm module: {e}"))?;
                 if let Some(f) = &file {
                     if let Ok(art) = m.serialize() {
                         if let Some(parent) = f.parent() {

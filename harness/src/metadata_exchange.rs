@@ -1,0 +1,153 @@
+//! Istio's metadata exchange, emulated as the native filter `istio.metadata_exchange` at the head
+//! of the chain (stats-spec §6.1–6.2; Istio `extensions/metadata_exchange/plugin.cc` and the
+//! network filter `metadata_exchange.cc`).
+//!
+//! * The peer's sidecar sends `x-envoy-peer-metadata` (base64 protobuf Struct of the known node
+//!   keys) and `x-envoy-peer-metadata-id`: the harness injects them into the request (inbound) or
+//!   the response (outbound/gateway) from [`crate::stream::Peer`] unless the recorded headers
+//!   already carry them.
+//! * HTTP request path: both headers are removed if present and stored as `wasm.downstream_peer`
+//!   (FlatNode) / `wasm.downstream_peer_id`; unless INBOUND the local node's headers are set.
+//! * HTTP response path: the upstream's headers are removed and stored as `wasm.upstream_peer` /
+//!   `_id`; unless OUTBOUND the local headers are added if the request carried them.
+//! * TCP: `Found` stores the FlatNode and id when the exchange completes; `NotFound` stores the
+//!   sentinel id.
+
+use proxy_attributes::peer::{struct_header_value, PeerNode};
+
+use crate::filter_state::FilterState;
+use crate::properties::json_to_struct;
+use crate::stream::{Direction, LocalNode, Peer};
+
+pub const HEADER: &str = "x-envoy-peer-metadata";
+pub const HEADER_ID: &str = "x-envoy-peer-metadata-id";
+/// The TCP filter's "peer unknown" id (`metadata_exchange.cc`).
+pub const PEER_UNKNOWN: &str = "envoy.wasm.metadata_exchange.peer_unknown";
+
+/// Whether a chain filter is Istio's metadata exchange.
+pub fn is_mx(name: &str, type_url: Option<&str>) -> bool {
+    name == "istio.metadata_exchange"
+        || name == "envoy.filters.network.metadata_exchange"
+        || type_url
+            .map(|t| t.contains("metadata_exchange"))
+            .unwrap_or(false)
+}
+
+/// The header value a sidecar with this metadata sends: only the keys Istio's
+/// `extractStructFromNodeFlatBuffer` keeps.
+pub fn header_value(metadata: &serde_json::Map<String, serde_json::Value>) -> String {
+    struct_header_value(&PeerNode::from_struct(&json_to_struct(metadata)).to_struct())
+}
+
+/// The FlatNode bytes metadata exchange stores for a peer.
+pub fn flat_node(metadata: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    PeerNode::from_struct(&json_to_struct(metadata)).to_flatbuffer()
+}
+
+/// Precomputed local headers (computed once per proxy).
+#[derive(Debug, Clone, Default)]
+pub struct LocalMx {
+    pub id: String,
+    pub header: String,
+}
+
+impl LocalMx {
+    pub fn new(node: &LocalNode) -> LocalMx {
+        LocalMx {
+            id: node.id.clone(),
+            header: header_value(&node.metadata),
+        }
+    }
+}
+
+fn has(h: &[(String, String)], k: &str) -> bool {
+    h.iter().any(|(n, _)| n == k)
+}
+
+/// Adds the peer's headers to a message the peer sent, unless already present.
+pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer) {
+    if !has(headers, HEADER_ID) {
+        headers.push((HEADER_ID.to_string(), peer.id.clone()));
+    }
+    if !has(headers, HEADER) {
+        headers.push((HEADER.to_string(), header_value(&peer.metadata)));
+    }
+}
+
+fn take(headers: &mut Vec<(String, String)>, key: &str) -> Option<String> {
+    let v = headers
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())?;
+    headers.retain(|(k, _)| k != key);
+    (!v.is_empty()).then_some(v)
+}
+
+fn store(fs: &mut FilterState, prefix: &str, id: Option<String>, header: Option<String>) {
+    if let Some(id) = id {
+        fs.set_wasm(format!("{prefix}_peer_id").as_bytes(), id.as_bytes());
+    }
+    if let Some(node) = header.and_then(|h| PeerNode::from_header_value(&h)) {
+        fs.set_wasm(format!("{prefix}_peer").as_bytes(), &node.to_flatbuffer());
+    }
+}
+
+/// Request path. Returns whether the request carried (id, metadata).
+pub fn on_request(
+    dir: Direction,
+    local: &LocalMx,
+    headers: &mut Vec<(String, String)>,
+    fs: &mut FilterState,
+) -> (bool, bool) {
+    let id = take(headers, HEADER_ID);
+    let md = take(headers, HEADER);
+    let received = (id.is_some(), md.is_some());
+    store(fs, "downstream", id, md);
+    if dir != Direction::Inbound {
+        headers.push((HEADER_ID.to_string(), local.id.clone()));
+        headers.push((HEADER.to_string(), local.header.clone()));
+    }
+    received
+}
+
+/// Response path.
+pub fn on_response(
+    dir: Direction,
+    local: &LocalMx,
+    received: (bool, bool),
+    headers: &mut Vec<(String, String)>,
+    fs: &mut FilterState,
+) {
+    let id = take(headers, HEADER_ID);
+    let md = take(headers, HEADER);
+    store(fs, "upstream", id, md);
+    if dir != Direction::Outbound {
+        if received.0 {
+            headers.push((HEADER_ID.to_string(), local.id.clone()));
+        }
+        if received.1 {
+            headers.push((HEADER.to_string(), local.header.clone()));
+        }
+    }
+}
+
+/// TCP exchange completion.
+pub fn on_tcp_exchange(dir: Direction, peer: Option<&Peer>, found: bool, fs: &mut FilterState) {
+    let prefix = if dir == Direction::Inbound {
+        "downstream"
+    } else {
+        "upstream"
+    };
+    match (found, peer) {
+        (true, Some(p)) => {
+            fs.set_wasm(format!("{prefix}_peer").as_bytes(), &flat_node(&p.metadata));
+            fs.set_wasm(format!("{prefix}_peer_id").as_bytes(), p.id.as_bytes());
+        }
+        _ => {
+            fs.set_wasm(
+                format!("{prefix}_peer_id").as_bytes(),
+                PEER_UNKNOWN.as_bytes(),
+            );
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The state-based API: a [`Proxy`] plays one Envoy (a profile + a local node) with the filter
+//! chains of a [`ChainSet`]; tests and the CLI drive it stream by stream.
+//!
+//! ```ignore
+//! let mut proxy = Proxy::new(Profile::ISTIO_1_17, node);
+//! let report = proxy.load(&chains, &|code| resolve(code))?;     // what `harness check` prints
+//! let out = proxy.run_http(&exchange);                           // Envoy's callback order
+//! proxy.stats();  proxy.logs();
+//! ```
+
+use std::collections::BTreeMap;
+
+use envoyfilter_model::chain::{ChainSet, Context, FilterKind, WasmCode, WasmFilter};
+use wasmtime::Linker;
+
+use crate::abi::LogLevel;
+use crate::filter_state::FilterState;
+use crate::host_state::{
+    HttpCallScript, LocalReply, LogEntry, Phase, RootInfo, StreamState, VmHost, World,
+};
+use crate::metadata_exchange::{is_mx, LocalMx};
+use crate::profile::Profile;
+use crate::stream::{Direction, LocalNode};
+use crate::vm::cache::{content_key, ModuleCache};
+use crate::vm::{validate, CallError, TrapReport, Vm};
+
+/// Fuel per callback: enough for any sane callback (~10⁹ wasm instructions), small enough to
+/// stop an infinite loop within seconds.
+pub const DEFAULT_FUEL_PER_CALL: u64 = 1_000_000_000;
+
+/// One filter of an instantiated chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainEntry {
+    /// A Wasm plugin (index into the proxy's plugins).
+    Wasm(usize),
+    /// `istio.metadata_exchange` emulation.
+    MetadataExchange,
+    /// A native filter the harness passes through.
+    PassThrough(String),
+}
+
+/// A loaded plugin: one root context in one VM.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub filter_name: String,
+    pub plugin_name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    pub vm: usize,
+    pub root_ctx: u32,
+    pub fail_open: bool,
+    /// The stream context of the in-flight stream (0: not created yet).
+    pub(crate) stream_ctx: u32,
+    /// The filter failed on this stream and is skipped for its remainder (fail open).
+    pub(crate) skip: bool,
+}
+
+/// Outcome of loading one Wasm filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginLoad {
+    pub context: Context,
+    pub network: bool,
+    pub filter_name: String,
+    pub plugin_name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    /// `None` when loaded; `Some(reason)` when a fail-open plugin was skipped.
+    pub skipped: Option<String>,
+    /// The plugin shares a VM (same vm_id, configuration and code) loaded earlier.
+    pub shared_vm: bool,
+    /// Log lines written while starting and configuring it.
+    pub logs: Vec<LogEntry>,
+}
+
+/// What `load` did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadReport {
+    pub plugins: Vec<PluginLoad>,
+    /// Per (context, network?) the instantiated chain, filter names in order.
+    pub chains: Vec<(Context, bool, Vec<String>)>,
+}
+
+/// A plugin Envoy would reject (the listener update is NACKed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    pub context: Context,
+    pub filter_name: String,
+    pub plugin_name: String,
+    /// Envoy's message, e.g. `Failed to configure base Wasm plugin`.
+    pub message: String,
+    pub trap: Option<TrapReport>,
+    pub logs: Vec<LogEntry>,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} filter {} (plugin {}): {}",
+            self.context, self.filter_name, self.plugin_name, self.message
+        )?;
+        if let Some(t) = &self.trap {
+            write!(f, "\n{t}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// One callback the host made (recorded when tracing is on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRecord {
+    pub plugin: String,
+    /// e.g. `proxy_on_request_headers(2, 5, 0)`.
+    pub call: String,
+    /// The returned value, if any.
+    pub result: Option<i32>,
+}
+
+/// Outcome of one HTTP stream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpOutcome {
+    /// The local reply sent (by a plugin, or `wasm_fail_stream` on failure).
+    pub local_reply: Option<LocalReply>,
+    /// A plugin paused and never resumed: the stream stalled in the request (`Some(true)`) or
+    /// response (`Some(false)`) path. The harness still runs the log phase.
+    pub stalled_request: bool,
+    pub stalled_response: bool,
+    /// A plugin closed the stream (`proxy_close_stream`).
+    pub reset: bool,
+    pub response_code: Option<i64>,
+    /// Request headers as the upstream saw them (after all filters) and response headers as the
+    /// client saw them.
+    pub upstream_request_headers: Vec<(String, String)>,
+    pub downstream_response_headers: Vec<(String, String)>,
+    pub filter_state: FilterState,
+    pub traps: Vec<TrapReport>,
+    pub callbacks: Vec<CallbackRecord>,
+}
+
+/// Outcome of one TCP connection.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TcpOutcome {
+    pub closed_by_plugin: bool,
+    pub filter_state: FilterState,
+    pub traps: Vec<TrapReport>,
+    pub callbacks: Vec<CallbackRecord>,
+}
+
+/// An Envoy stand-in.
+pub struct Proxy {
+    pub(crate) profile: Profile,
+    pub(crate) cache: ModuleCache,
+    pub(crate) linker: Linker<VmHost>,
+    pub(crate) world: Option<Box<World>>,
+    pub(crate) stream: Option<Box<StreamState>>,
+    pub(crate) vms: Vec<Vm>,
+    pub(crate) plugins: Vec<Plugin>,
+    pub(crate) http_chains: BTreeMap<Context, Vec<ChainEntry>>,
+    pub(crate) network_chains: BTreeMap<Context, Vec<ChainEntry>>,
+    pub(crate) local_mx: LocalMx,
+    pub(crate) fuel_per_call: u64,
+    pub(crate) trace: bool,
+    pub(crate) clock_started: bool,
+    /// Scratch for the current stream's callback records and traps.
+    pub(crate) records: Vec<CallbackRecord>,
+    pub(crate) traps: Vec<TrapReport>,
+}
+
+pub(crate) fn context_of(dir: Direction) -> Context {
+    match dir {
+        Direction::Inbound => Context::SidecarInbound,
+        Direction::Outbound => Context::SidecarOutbound,
+        Direction::Gateway => Context::Gateway,
+    }
+}
+
+fn direction_of(ctx: Context) -> Direction {
+    match ctx {
+        Context::SidecarInbound => Direction::Inbound,
+        Context::SidecarOutbound => Direction::Outbound,
+        Context::Gateway => Direction::Gateway,
+    }
+}
+
+impl Proxy {
+    /// A proxy with its own module cache.
+    pub fn new(profile: Profile, local_node: LocalNode) -> Proxy {
+        Proxy::with_cache(profile, local_node, ModuleCache::new())
+    }
+
+    /// A proxy sharing a module cache (compiled modules are reused across proxies).
+    pub fn with_cache(profile: Profile, local_node: LocalNode, cache: ModuleCache) -> Proxy {
+        let linker = crate::host_calls::linker(cache.engine(), &profile)
+            .unwrap_or_else(|_| Linker::new(cache.engine()));
+        let local_mx = LocalMx::new(&local_node);
+        Proxy {
+            profile,
+            cache,
+            linker,
+            world: Some(Box::new(World::new(local_node))),
+            stream: Some(Box::default()),
+            vms: Vec::new(),
+            plugins: Vec::new(),
+            http_chains: BTreeMap::new(),
+            network_chains: BTreeMap::new(),
+            local_mx,
+            fuel_per_call: DEFAULT_FUEL_PER_CALL,
+            trace: false,
+            clock_started: false,
+            records: Vec::new(),
+            traps: Vec::new(),
+        }
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    pub(crate) fn world(&self) -> &World {
+        self.world
+            .as_deref()
+            .expect("the world is only moved out during a VM call")
+    }
+
+    pub(crate) fn world_mut(&mut self) -> &mut World {
+        self.world
+            .as_deref_mut()
+            .expect("the world is only moved out during a VM call")
+    }
+
+    /// Envoy's stats store.
+    pub fn stats(&self) -> &stats_sink::StatsSink {
+        &self.world().stats
+    }
+
+    /// Every captured log line (plugins and harness), in order.
+    pub fn logs(&self) -> &[LogEntry] {
+        &self.world().logs
+    }
+
+    /// Drops captured log lines (long replays).
+    pub fn clear_logs(&mut self) {
+        self.world_mut().logs.clear();
+    }
+
+    /// Envoy's `wasm` log level (default `info`): what `proxy_get_log_level` answers and the
+    /// threshold for capturing plugin lines.
+    pub fn set_log_level(&mut self, level: LogLevel) {
+        self.world_mut().log_level = level;
+    }
+
+    /// Fuel per callback (infinite-loop guard).
+    pub fn set_fuel_per_call(&mut self, fuel: u64) {
+        self.fuel_per_call = fuel;
+        for vm in &mut self.vms {
+            vm.fuel_per_call = fuel;
+        }
+    }
+
+    /// Record every callback in the outcomes (`callbacks`).
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// Fault injection: host call `name` (e.g. `proxy_get_property`) returns `status` without
+    /// doing anything. `None` removes the override.
+    pub fn inject_status(&mut self, name: &str, status: Option<i32>) {
+        let w = self.world_mut();
+        match status {
+            Some(s) => {
+                w.faults.insert(name.to_string(), s);
+            }
+            None => {
+                w.faults.remove(name);
+            }
+        }
+    }
+
+    /// Scripts the next `proxy_http_call` to `cluster` (`""`: any cluster).
+    pub fn script_http_call(&mut self, cluster: &str, script: HttpCallScript) {
+        self.world_mut()
+            .http_scripts
+            .entry(cluster.to_string())
+            .or_default()
+            .push_back(script);
+    }
+
+    /// Restricts the clusters `proxy_http_call` accepts (default: any non-empty name).
+    pub fn set_http_clusters(&mut self, clusters: Option<Vec<String>>) {
+        self.world_mut().http_clusters = clusters;
+    }
+
+    /// Answers foreign function `name` with fixed bytes.
+    pub fn register_foreign_function(&mut self, name: &str, result: Vec<u8>) {
+        self.world_mut()
+            .foreign_functions
+            .insert(name.to_string(), result);
+    }
+
+    /// The virtual clock (ns since the epoch).
+    pub fn now(&self) -> i64 {
+        self.world().now_ns
+    }
+
+    /// Sets the virtual clock without firing ticks, re-basing every timer on it (use before the
+    /// first event of a replay).
+    pub fn set_clock(&mut self, ns: i64) {
+        self.world_mut().now_ns = ns;
+        self.clock_started = true;
+        for vm in &mut self.vms {
+            for r in vm.store.data_mut().roots.values_mut() {
+                if r.tick_period_ms > 0 {
+                    r.next_tick_ns = ns.saturating_add(r.tick_period_ms as i64 * 1_000_000);
+                }
+            }
+        }
+    }
+
+    /// The chain instantiated for a context.
+    pub fn http_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
+        self.http_chains.get(&ctx).map(|v| v.as_slice())
+    }
+
+    pub fn network_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
+        self.network_chains.get(&ctx).map(|v| v.as_slice())
+    }
+
+    pub fn plugins(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
+    /// The trap that poisoned a plugin's VM, if any.
+    pub fn poisoned(&self, plugin: usize) -> Option<&TrapReport> {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| self.vms.get(p.vm))
+            .and_then(|vm| vm.poisoned.as_ref())
+    }
+
+    /// The tick period a plugin's root asked for (ms; 0 = none).
+    pub fn tick_period_ms(&self, plugin: usize) -> u64 {
+        self.plugins
+            .get(plugin)
+            .and_then(|p| {
+                self.vms
+                    .get(p.vm)
+                    .and_then(|vm| vm.store.data().roots.get(&p.root_ctx))
+            })
+            .map(|r| r.tick_period_ms)
+            .unwrap_or(0)
+    }
+
+    /// Loads every chain of `chains`. Wasm code comes from `resolver`. A plugin Envoy would
+    /// reject fails the whole load (fail-open plugins are skipped instead, as Envoy does).
+    pub fn load(
+        &mut self,
+        chains: &ChainSet,
+        resolver: &dyn Fn(&WasmCode) -> Result<Vec<u8>, String>,
+    ) -> Result<LoadReport, LoadError> {
+        let mut report = LoadReport::default();
+        let all = chains
+            .http
+            .iter()
+            .map(|(c, f)| (*c, false, f))
+            .chain(chains.network.iter().map(|(c, f)| (*c, true, f)));
+        for (ctx, network, filters) in all {
+            let mut entries = Vec::new();
+            let mut names = Vec::new();
+            for f in filters {
+                match &f.kind {
+                    FilterKind::Native { type_url } if is_mx(&f.name, Some(type_url)) => {
+                        entries.push(ChainEntry::MetadataExchange);
+                    }
+                    FilterKind::Native { type_url } => {
+                        entries.push(ChainEntry::PassThrough(f.name.clone()));
+                        names.push(f.name.clone());
+                        // The router / tcp_proxy end the chain.
+                        if type_url.contains("router")
+                            || type_url.contains("tcp_proxy")
+                            || f.name.contains("router")
+                            || f.name.contains("tcp_proxy")
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    FilterKind::Wasm(w)
+                        if is_mx(&f.name, None)
+                            || matches!(&w.code, WasmCode::InlineString(s) if s.contains("metadata_exchange")) =>
+                    {
+                        entries.push(ChainEntry::MetadataExchange);
+                    }
+                    FilterKind::Wasm(w) => {
+                        match self.load_plugin(ctx, network, &f.name, w, resolver) {
+                            Ok((idx, load)) => {
+                                entries.push(ChainEntry::Wasm(idx));
+                                report.plugins.push(load);
+                            }
+                            Err(e) if w.fail_open => {
+                                // Envoy: a fail-open plugin that fails to load is left out.
+                                self.world_mut().harness_log(
+                                    LogLevel::Warn,
+                                    format!("fail_open plugin skipped: {e}"),
+                                );
+                                report.plugins.push(PluginLoad {
+                                    context: ctx,
+                                    network,
+                                    filter_name: f.name.clone(),
+                                    plugin_name: w.plugin_name.clone(),
+                                    root_id: w.root_id.clone(),
+                                    vm_id: w.vm_id.clone(),
+                                    skipped: Some(e.message.clone()),
+                                    shared_vm: false,
+                                    logs: e.logs.clone(),
+                                });
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                names.push(f.name.clone());
+            }
+            report.chains.push((ctx, network, names));
+            if network {
+                self.network_chains.insert(ctx, entries);
+            } else {
+                self.http_chains.insert(ctx, entries);
+            }
+        }
+        Ok(report)
+    }
+
+    fn load_plugin(
+        &mut self,
+        ctx: Context,
+        network: bool,
+        filter_name: &str,
+        w: &WasmFilter,
+        resolver: &dyn Fn(&WasmCode) -> Result<Vec<u8>, String>,
+    ) -> Result<(usize, PluginLoad), LoadError> {
+        let log_start = self.world().logs.len();
+        let err = |this: &Proxy, message: String, trap: Option<TrapReport>| LoadError {
+            context: ctx,
+            filter_name: filter_name.to_string(),
+            plugin_name: w.plugin_name.clone(),
+            message,
+            trap,
+            logs: this.world().logs[log_start..].to_vec(),
+        };
+        let bytes = resolver(&w.code)
+            .map_err(|e| err(self, format!("Failed to load Wasm code: {e}"), None))?;
+        let code_key = content_key(&bytes);
+        let vm_key = (w.vm_id.clone(), w.vm_configuration.clone(), code_key);
+        let mut shared_vm = true;
+        let vm_idx = match self
+            .vms
+            .iter()
+            .position(|v| v.key == vm_key && v.poisoned.is_none())
+        {
+            Some(i) => i,
+            None => {
+                shared_vm = false;
+                let module = self.cache.get(&bytes).map_err(|e| err(self, e, None))?;
+                let host = VmHost::new(
+                    self.profile,
+                    w.vm_id.clone(),
+                    self.vms.len(),
+                    w.vm_configuration.clone(),
+                );
+                let mut probe = wasmtime::Store::new(
+                    self.cache.engine(),
+                    VmHost::new(self.profile, String::new(), 0, Vec::new()),
+                );
+                validate(&module, &self.linker, &mut probe).map_err(|m| err(self, m, None))?;
+                let vm = Vm::instantiate(
+                    &self.linker,
+                    &module,
+                    host,
+                    vm_key,
+                    &mut self.world,
+                    self.fuel_per_call,
+                )
+                .map_err(|t| err(self, "Failed to initialize Wasm code".into(), Some(t)))?;
+                self.vms.push(vm);
+                self.vms.len() - 1
+            }
+        };
+        // Plugins with the same root id and configuration share a root context (cpp-host plugin key).
+        let existing = self.plugins.iter().position(|p| {
+            p.vm == vm_idx
+                && p.root_id == w.root_id
+                && p.plugin_name == w.plugin_name
+                && self.vms[vm_idx]
+                    .store
+                    .data()
+                    .roots
+                    .get(&p.root_ctx)
+                    .map(|r| r.plugin_configuration == w.configuration)
+                    .unwrap_or(false)
+        });
+        let idx = match existing {
+            Some(i) => i,
+            None => {
+                let vm = &mut self.vms[vm_idx];
+                let h = vm.store.data_mut();
+                let root = h.next_context_id;
+                h.next_context_id += 1;
+                h.contexts.insert(root, root);
+                h.roots.insert(
+                    root,
+                    RootInfo {
+                        plugin_name: w.plugin_name.clone(),
+                        root_id: w.root_id.clone(),
+                        vm_id: w.vm_id.clone(),
+                        plugin_configuration: w.configuration.clone(),
+                        direction: Some(direction_of(ctx)),
+                        tick_period_ms: 0,
+                        next_tick_ns: 0,
+                    },
+                );
+                let vm_cfg_len = w.vm_configuration.len() as i32;
+                let cfg_len = w.configuration.len() as i32;
+                let create = vm.ex.on_context_create.clone();
+                let start = vm.ex.on_vm_start.clone();
+                let configure = vm.ex.on_configure.clone();
+                let mut none = None;
+                let r = vm.call(
+                    &mut self.world,
+                    &mut none,
+                    Phase::VmStart,
+                    root,
+                    "proxy_on_context_create",
+                    |s| {
+                        if let Some(f) = create {
+                            f.call(&mut *s, (root as i32, 0))?;
+                        }
+                        Ok(())
+                    },
+                );
+                if let Err(CallError::Trap(t) | CallError::Poisoned(t)) = r {
+                    return Err(err(self, "Failed to start base Wasm".into(), Some(t)));
+                }
+                let vm = &mut self.vms[vm_idx];
+                let started = vm.call(
+                    &mut self.world,
+                    &mut none,
+                    Phase::VmStart,
+                    root,
+                    "proxy_on_vm_start",
+                    |s| {
+                        Ok(match start {
+                            Some(f) => f.call(&mut *s, (root as i32, vm_cfg_len))? != 0,
+                            None => true,
+                        })
+                    },
+                );
+                match started {
+                    Ok(true) => {}
+                    Ok(false) => return Err(err(self, "Failed to start base Wasm".into(), None)),
+                    Err(CallError::Trap(t) | CallError::Poisoned(t)) => {
+                        return Err(err(self, "Failed to start base Wasm".into(), Some(t)))
+                    }
+                }
+                let vm = &mut self.vms[vm_idx];
+                let configured = vm.call(
+                    &mut self.world,
+                    &mut none,
+                    Phase::Configure,
+                    root,
+                    "proxy_on_configure",
+                    |s| {
+                        Ok(match configure {
+                            Some(f) => f.call(&mut *s, (root as i32, cfg_len))? != 0,
+                            None => true,
+                        })
+                    },
+                );
+                match configured {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(err(
+                            self,
+                            "Failed to configure base Wasm plugin".into(),
+                            None,
+                        ))
+                    }
+                    Err(CallError::Trap(t) | CallError::Poisoned(t)) => {
+                        return Err(err(
+                            self,
+                            "Failed to configure base Wasm plugin".into(),
+                            Some(t),
+                        ))
+                    }
+                }
+                if self.clock_started {
+                    let now = self.world().now_ns;
+                    if let Some(r) = self.vms[vm_idx].store.data_mut().roots.get_mut(&root) {
+                        if r.tick_period_ms > 0 {
+                            r.next_tick_ns =
+                                now.saturating_add(r.tick_period_ms as i64 * 1_000_000);
+                        }
+                    }
+                }
+                self.plugins.push(Plugin {
+                    filter_name: filter_name.to_string(),
+                    plugin_name: w.plugin_name.clone(),
+                    root_id: w.root_id.clone(),
+                    vm_id: w.vm_id.clone(),
+                    vm: vm_idx,
+                    root_ctx: root,
+                    fail_open: w.fail_open,
+                    stream_ctx: 0,
+                    skip: false,
+                });
+                self.plugins.len() - 1
+            }
+        };
+        let load = PluginLoad {
+            context: ctx,
+            network,
+            filter_name: filter_name.to_string(),
+            plugin_name: w.plugin_name.clone(),
+            root_id: w.root_id.clone(),
+            vm_id: w.vm_id.clone(),
+            skipped: None,
+            shared_vm,
+            logs: self.world().logs[log_start..].to_vec(),
+        };
+        Ok((idx, load))
+    }
+}
