@@ -490,44 +490,81 @@ pub mod golden {
             })
         }
 
-        /// The data is usable: the node has an id and metadata, every traffic line decodes with
-        /// the replay decoder (no errors, no unknown fields outside blocked scenarios), the
-        /// EnvoyFilters exist, and a ready scenario expects something.
+        /// The data is usable: the node loads with the replay's node reader, every traffic line
+        /// decodes with the replay decoder (no errors; no unknown fields outside blocked
+        /// scenarios), the EnvoyFilters patch into chains (as `harness replay` builds them) that
+        /// hold a Wasm `istio.stats` filter for every direction and kind the traffic uses, and a
+        /// ready scenario expects something.
         pub fn check_files(&self) -> Result<(), String> {
-            let node = read_commented_json(&self.node)?;
-            if node.get("id").and_then(Json::as_str).is_none()
-                || node.get("metadata").and_then(Json::as_object).is_none()
-            {
-                return Err("node.yaml: needs id and metadata".into());
+            use harness::replay::{chains, node, traffic};
+            let (local, _) = node::load_node(&self.node)?;
+            if local.id.is_empty() {
+                return Err("node.yaml: no id".into());
             }
+            let version = node::parse_proxy_version(&self.proxy_version)?;
+            let loaded = chains::load_chains(&self.envoyfilters, &version, &local)?;
             let file = std::fs::File::open(&self.traffic)
                 .map_err(|e| format!("{}: {e}", self.traffic.display()))?;
             let mut events = 0;
-            for item in harness::replay::traffic::TrafficReader::new(std::io::BufReader::new(file))
-            {
+            for item in traffic::TrafficReader::new(std::io::BufReader::new(file)) {
                 let ev = item.map_err(|e| format!("traffic.jsonl {e}"))?;
                 if self.status == Status::Ready && !ev.warnings.is_empty() {
                     return Err(format!("traffic.jsonl line {}: {:?}", ev.line, ev.warnings));
+                }
+                let (direction, http) = match &ev.event {
+                    traffic::Event::Http(h) => (h.direction, true),
+                    traffic::Event::Tcp(t) => (t.direction, false),
+                };
+                let ctx = chains::context_of(direction);
+                let map = if http {
+                    &loaded.chains.http
+                } else {
+                    &loaded.chains.network
+                };
+                let names: Vec<&str> = map
+                    .get(&ctx)
+                    .map(|fs| fs.iter().map(|f| f.name.as_str()).collect())
+                    .unwrap_or_default();
+                let has_wasm_stats = chains::wasm_filters(&loaded.chains)
+                    .iter()
+                    .any(|(c, h, w)| *c == ctx && *h == http && !w.root_id.is_empty());
+                if !names.contains(&"istio.stats") || !has_wasm_stats {
+                    return Err(format!(
+                        "traffic.jsonl line {}: no Wasm istio.stats in the {} chain for {direction:?} (chain: {names:?})",
+                        ev.line,
+                        if http { "HTTP" } else { "network" }
+                    ));
                 }
                 events += 1;
             }
             if events == 0 {
                 return Err("traffic.jsonl: no events".into());
             }
-            for f in &self.envoyfilters {
-                let text =
-                    std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-                if !text.contains("kind: EnvoyFilter") {
-                    return Err(format!("{}: not an EnvoyFilter", f.display()));
-                }
-            }
             if self.status == Status::Ready
                 && self.expected.series.is_empty()
                 && self.expected.absent.is_empty()
+                && self.dir.join("expected.yaml").is_file()
             {
                 return Err("expected.yaml: expects nothing".into());
             }
             Ok(())
+        }
+
+        /// The filter names of the HTTP chain of a direction, as `harness replay` builds it.
+        pub fn http_chain(
+            &self,
+            direction: harness::stream::Direction,
+        ) -> Result<Vec<String>, String> {
+            use harness::replay::{chains, node};
+            let (local, _) = node::load_node(&self.node)?;
+            let version = node::parse_proxy_version(&self.proxy_version)?;
+            let loaded = chains::load_chains(&self.envoyfilters, &version, &local)?;
+            Ok(loaded
+                .chains
+                .http
+                .get(&chains::context_of(direction))
+                .map(|fs| fs.iter().map(|f| f.name.clone()).collect())
+                .unwrap_or_default())
         }
     }
 

@@ -186,3 +186,23 @@ fn book_case_data_decodes() {
         assert_eq!(s.proxy_version, "1.17.8");
     }
 }
+
+/// The book's attributegen EnvoyFilter (INSERT_BEFORE istio.stats) lands right before our stats
+/// filter in webapp's outbound HTTP chain, as istiod would patch it.
+#[test]
+fn c_attributegen_runs_before_stats() {
+    let s = Scenario::load(
+        &istio_dir()
+            .join("book")
+            .join("c_attributegen_operation_dimension"),
+    )
+    .unwrap();
+    let chain = s.http_chain(harness::stream::Direction::Outbound).unwrap();
+    let stats = chain.iter().position(|n| n == "istio.stats");
+    let ag = chain.iter().position(|n| n == "istio.attributegen");
+    assert!(
+        matches!((ag, stats), (Some(a), Some(s)) if a + 1 == s),
+        "outbound chain: {chain:?}"
+    );
+    eprintln!("outbound chain: {chain:?}");
+}
