@@ -216,3 +216,39 @@ fn shipped_set_for_one_minor_does_not_touch_another_minor() {
             .starts_with("istio-system/wasm-stats-filter-1.15#"));
     }
 }
+
+#[test]
+fn manifests_parse_and_their_envoyfilters_validate() {
+    let dir = shipped_dir().join("manifests");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        // The strategic-merge patch is a fragment, not an object.
+        if !name.ends_with(".yaml") || name.ends_with("-patch.yaml") {
+            continue;
+        }
+        let set =
+            load_paths(&[&p], LoadOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+        for w in &set.warnings {
+            // Only skipped non-EnvoyFilter kinds are expected.
+            assert!(w.message.starts_with("skipped "), "{name}: {w}");
+        }
+    }
+    assert!(seen >= 4, "{seen}");
+    // The remote variant decodes to WasmCode::Remote.
+    let set = load_paths(
+        &[dir.join("remote-code-example.yaml")],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let p = build_chains(&set, &Proxy::new("1.17.1"), &PatchOptions::default()).unwrap();
+    let stats = p.chains.http[&Context::SidecarOutbound]
+        .iter()
+        .find(|f| f.name == "istio.stats")
+        .unwrap();
+    assert!(
+        matches!(&wasm_of(&stats.kind).code, WasmCode::Remote { uri, .. } if uri.ends_with("/stats_plugin.wasm"))
+    );
+}
