@@ -14,7 +14,7 @@ pub mod plugin;
 pub mod schema;
 pub mod series;
 
-#[cfg(all(target_arch = "wasm32", not(test)))]
+#[cfg(all(target_arch = "wasm32", not(test), feature = "abi"))]
 mod glue;
 
 pub use attributes::{Compat, Direction};
