@@ -14,6 +14,7 @@ pub mod replay;
 
 /// Envoy's stats sink and `/stats/prometheus` exposition.
 pub use stats_sink;
+pub mod filter_chain;
 pub mod filter_state;
 pub mod host_calls;
 pub mod host_state;

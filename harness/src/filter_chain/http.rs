@@ -1,0 +1,443 @@
+//! The HTTP stream driver: Envoy's decoder path in chain order, encoder path in reverse, then the
+//! access-log phase (`proxy_on_log` in chain order) and `proxy_on_done` / `proxy_on_delete`
+//! (abi-host §1.4). Pause is honoured (a paused stream that is never resumed stalls), actions
+//! requested during a callback are applied after it returns, and a local reply is sent through
+//! the encoder path.
+
+use std::sync::Arc;
+
+use super::Cb;
+use crate::abi::{Action, LogLevel};
+use crate::host_state::{
+    Deferred, Facts, LocalReply, MAP_REQ_HEADERS, MAP_REQ_TRAILERS, MAP_RESP_HEADERS,
+    MAP_RESP_TRAILERS,
+};
+use crate::metadata_exchange as mx;
+use crate::proxy::{context_of, ChainEntry, HttpOutcome, Proxy};
+use crate::stream::{Direction, HttpExchange};
+
+/// What the chain did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// Paused and not resumed.
+    Stalled,
+    LocalReply,
+    Reset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ev {
+    ReqHeaders(bool),
+    ReqBody(bool),
+    ReqTrailers,
+    RespHeaders(bool),
+    RespBody(bool),
+    RespTrailers,
+}
+
+impl Proxy {
+    /// Runs one HTTP exchange through the chain of its direction.
+    pub fn run_http(&mut self, x: &HttpExchange) -> HttpOutcome {
+        self.advance_to(x.start_ns);
+        let chain: Arc<[ChainEntry]> = self
+            .http_chains
+            .get(&context_of(x.direction))
+            .map(|c| Arc::from(c.as_slice()))
+            .unwrap_or_else(|| Arc::from(Vec::new()));
+        self.records.clear();
+        self.traps.clear();
+        for e in chain.iter() {
+            if let ChainEntry::Wasm(p) = e {
+                self.plugins[*p].stream_ctx = 0;
+                // Envoy leaves a fail-open plugin whose VM failed out of new streams.
+                self.plugins[*p].skip =
+                    self.vms[self.plugins[*p].vm].poisoned.is_some() && self.plugins[*p].fail_open;
+            }
+        }
+        {
+            let s = self.stream_mut();
+            s.reset();
+            s.facts = Facts::Http(x as *const HttpExchange);
+            s.maps[MAP_REQ_HEADERS].extend_from_slice(&x.request.headers);
+            s.maps[MAP_REQ_TRAILERS].extend_from_slice(&x.request.trailers);
+            if x.direction == Direction::Inbound {
+                if let Some(peer) = &x.peer {
+                    mx::inject_peer(&mut s.maps[MAP_REQ_HEADERS], peer);
+                }
+            }
+        }
+        let mut out = HttpOutcome::default();
+        let mut mx_received = (false, false);
+        let has_body = !x.request.body.is_empty();
+        let has_trailers = !x.request.trailers.is_empty();
+
+        // Decoder path.
+        let mut flow = self.event(
+            &chain,
+            x.direction,
+            Ev::ReqHeaders(!has_body && !has_trailers),
+            &mut mx_received,
+        );
+        if flow == Flow::Continue && has_body {
+            let s = self.stream_mut();
+            s.bytes_received = x.request.body.len() as u64;
+            flow = self.event(
+                &chain,
+                x.direction,
+                Ev::ReqBody(!has_trailers),
+                &mut mx_received,
+            );
+        }
+        if flow == Flow::Continue && has_trailers {
+            flow = self.event(&chain, x.direction, Ev::ReqTrailers, &mut mx_received);
+        }
+        self.stream_mut().bytes_received = x.request.body.len() as u64;
+        if flow == Flow::Continue {
+            self.stream_mut().routed = true;
+            if self.trace {
+                out.upstream_request_headers = self.stream_ref().maps[MAP_REQ_HEADERS].clone();
+            }
+        }
+        out.stalled_request = flow == Flow::Stalled;
+
+        // Encoder path: the upstream response, or a local reply.
+        match flow {
+            Flow::Continue => {
+                if let Some(resp) = &x.response {
+                    let s = self.stream_mut();
+                    s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
+                    s.maps[MAP_RESP_TRAILERS].extend_from_slice(&resp.trailers);
+                    if x.direction != Direction::Inbound {
+                        if let Some(peer) = &x.peer {
+                            mx::inject_peer(&mut s.maps[MAP_RESP_HEADERS], peer);
+                        }
+                    }
+                    s.response_started = true;
+                    s.response_code = resp
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == ":status")
+                        .and_then(|(_, v)| v.parse().ok());
+                    s.code_details = if x.code_details.is_empty() {
+                        "via_upstream".into()
+                    } else {
+                        x.code_details.clone()
+                    };
+                    let (rb, rt) = (!resp.body.is_empty(), !resp.trailers.is_empty());
+                    let mut f = self.event(
+                        &chain,
+                        x.direction,
+                        Ev::RespHeaders(!rb && !rt),
+                        &mut mx_received,
+                    );
+                    if f == Flow::Continue && rb {
+                        self.stream_mut().bytes_sent = resp.body.len() as u64;
+                        f = self.event(&chain, x.direction, Ev::RespBody(!rt), &mut mx_received);
+                    }
+                    if f == Flow::Continue && rt {
+                        f = self.event(&chain, x.direction, Ev::RespTrailers, &mut mx_received);
+                    }
+                    self.stream_mut().bytes_sent = resp.body.len() as u64;
+                    out.stalled_response = f == Flow::Stalled;
+                    if f == Flow::LocalReply {
+                        // A local reply while encoding replaces the response headers.
+                        self.install_local_reply();
+                    }
+                    out.reset = f == Flow::Reset;
+                } else {
+                    // Reset before any response: Envoy's details (e.g. upstream_reset_before_response_started).
+                    let s = self.stream_mut();
+                    s.code_details = x.code_details.clone();
+                    s.response_code = None;
+                }
+            }
+            Flow::LocalReply => {
+                self.install_local_reply();
+                let body_len = self
+                    .stream_ref()
+                    .local_reply
+                    .as_ref()
+                    .map(|r| r.body.len())
+                    .unwrap_or(0);
+                let mut f = self.event(
+                    &chain,
+                    x.direction,
+                    Ev::RespHeaders(body_len == 0),
+                    &mut mx_received,
+                );
+                if f == Flow::Continue && body_len > 0 {
+                    if let Some(r) = &self.stream_ref().local_reply {
+                        let b = r.body.clone();
+                        let s = self.stream_mut();
+                        s.bytes_sent = b.len() as u64;
+                        s.buffer.clear();
+                        s.buffer.extend_from_slice(&b);
+                    }
+                    f = self.event(&chain, x.direction, Ev::RespBody(true), &mut mx_received);
+                }
+                out.stalled_response = f == Flow::Stalled;
+            }
+            Flow::Reset => out.reset = true,
+            Flow::Stalled => {
+                self.world_mut().harness_log(
+                    LogLevel::Warn,
+                    "HTTP stream paused in the request path and never resumed: it stalls (Envoy would time it out)".into(),
+                );
+            }
+        }
+        if self.trace {
+            out.downstream_response_headers = self.stream_ref().maps[MAP_RESP_HEADERS].clone();
+        }
+
+        // Access-log phase, then destroy.
+        self.advance_to(x.start_ns.saturating_add(x.duration_ns.max(0)));
+        {
+            let s = self.stream_mut();
+            s.log_phase = true;
+            s.live = [false; 4];
+            s.buffer_type = None;
+            if s.code_details.is_empty() && !x.code_details.is_empty() {
+                s.code_details = x.code_details.clone();
+            }
+        }
+        for e in chain.iter() {
+            if let ChainEntry::Wasm(p) = *e {
+                if !self.plugins[p].skip {
+                    if let Err(err) = self.stream_call(p, Cb::Log) {
+                        self.failed(p, err);
+                    }
+                }
+            }
+        }
+        for e in chain.iter() {
+            if let ChainEntry::Wasm(p) = *e {
+                if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
+                    if let Err(err) = self.stream_call(p, Cb::Done) {
+                        self.failed(p, err);
+                    }
+                }
+                if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
+                    if let Err(err) = self.stream_call(p, Cb::Delete) {
+                        self.failed(p, err);
+                    }
+                }
+                // A context of a failed VM is simply forgotten.
+                let (vi, ctx) = (self.plugins[p].vm, self.plugins[p].stream_ctx);
+                if ctx != 0 {
+                    self.vms[vi].store.data_mut().contexts.remove(&ctx);
+                    self.plugins[p].stream_ctx = 0;
+                }
+            }
+        }
+        let s = self.stream_mut();
+        out.local_reply = s.local_reply.take();
+        out.response_code = s.response_code;
+        out.filter_state = std::mem::take(&mut s.filter_state);
+        s.facts = Facts::None;
+        out.traps = self.take_traps();
+        if self.trace {
+            out.callbacks = std::mem::take(&mut self.records);
+        }
+        out
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut crate::host_state::StreamState {
+        self.stream
+            .as_deref_mut()
+            .expect("the stream is only moved out during a VM call")
+    }
+
+    pub(crate) fn stream_ref(&self) -> &crate::host_state::StreamState {
+        self.stream
+            .as_deref()
+            .expect("the stream is only moved out during a VM call")
+    }
+
+    /// Turns the pending local reply into the response Envoy sends (`sendLocalReply`: `:status`,
+    /// the plugin's headers, `content-length`/`content-type: text/plain` for a body).
+    fn install_local_reply(&mut self) {
+        let s = self.stream_mut();
+        let Some(r) = s.local_reply.clone() else {
+            return;
+        };
+        let h = &mut s.maps[MAP_RESP_HEADERS];
+        h.clear();
+        h.push((":status".into(), r.status.to_string()));
+        h.extend(r.headers.iter().cloned());
+        if !r.body.is_empty() {
+            h.push(("content-length".into(), r.body.len().to_string()));
+            h.push(("content-type".into(), "text/plain".into()));
+        }
+        if let Some(g) = r.grpc_status {
+            h.push(("grpc-status".into(), g.to_string()));
+        }
+        s.maps[MAP_RESP_TRAILERS].clear();
+        s.response_started = true;
+        s.response_code = Some(r.status as i64);
+        s.code_details = r.details.clone();
+    }
+
+    /// Runs one event through the chain (decoder events in order, encoder events reversed).
+    fn event(
+        &mut self,
+        chain: &[ChainEntry],
+        dir: Direction,
+        ev: Ev,
+        mx_received: &mut (bool, bool),
+    ) -> Flow {
+        let reverse = matches!(ev, Ev::RespHeaders(_) | Ev::RespBody(_) | Ev::RespTrailers);
+        let n = chain.len();
+        for k in 0..n {
+            let i = if reverse { n - 1 - k } else { k };
+            match &chain[i] {
+                ChainEntry::PassThrough(_) => {}
+                ChainEntry::MetadataExchange => {
+                    let local = self.local_mx.clone();
+                    let s = self.stream_mut();
+                    match ev {
+                        Ev::ReqHeaders(_) => {
+                            *mx_received = mx::on_request(
+                                dir,
+                                &local,
+                                &mut s.maps[MAP_REQ_HEADERS],
+                                &mut s.filter_state,
+                            )
+                        }
+                        Ev::RespHeaders(_) => mx::on_response(
+                            dir,
+                            &local,
+                            *mx_received,
+                            &mut s.maps[MAP_RESP_HEADERS],
+                            &mut s.filter_state,
+                        ),
+                        _ => {}
+                    }
+                }
+                ChainEntry::Wasm(p) => {
+                    let p = *p;
+                    if self.plugins[p].skip {
+                        continue;
+                    }
+                    let (cb, map, buffer_type) = {
+                        let s = self.stream_ref();
+                        let len = |m: usize| s.maps[m].len() as i32;
+                        match ev {
+                            Ev::ReqHeaders(e) => (
+                                Cb::RequestHeaders(len(MAP_REQ_HEADERS), e),
+                                Some(MAP_REQ_HEADERS),
+                                None,
+                            ),
+                            Ev::ReqTrailers => (
+                                Cb::RequestTrailers(len(MAP_REQ_TRAILERS)),
+                                Some(MAP_REQ_TRAILERS),
+                                None,
+                            ),
+                            Ev::RespHeaders(e) => (
+                                Cb::ResponseHeaders(len(MAP_RESP_HEADERS), e),
+                                Some(MAP_RESP_HEADERS),
+                                None,
+                            ),
+                            Ev::RespTrailers => (
+                                Cb::ResponseTrailers(len(MAP_RESP_TRAILERS)),
+                                Some(MAP_RESP_TRAILERS),
+                                None,
+                            ),
+                            Ev::ReqBody(e) => (Cb::RequestBody(0, e), None, Some(0)),
+                            Ev::RespBody(e) => (Cb::ResponseBody(0, e), None, Some(1)),
+                        }
+                    };
+                    let cb = match (cb, buffer_type) {
+                        (Cb::RequestBody(_, e), Some(_)) | (Cb::ResponseBody(_, e), Some(_)) => {
+                            let body_len = self.body_for(ev);
+                            if matches!(ev, Ev::ReqBody(_)) {
+                                Cb::RequestBody(body_len, e)
+                            } else {
+                                Cb::ResponseBody(body_len, e)
+                            }
+                        }
+                        (cb, _) => cb,
+                    };
+                    {
+                        let s = self.stream_mut();
+                        if let Some(m) = map {
+                            s.live[m] = true;
+                        }
+                        s.buffer_type = buffer_type;
+                        s.deferred.clear();
+                    }
+                    let r = self.stream_call(p, cb);
+                    let s = self.stream_mut();
+                    s.live = [false; 4];
+                    s.buffer_type = None;
+                    let action = match r {
+                        Ok(a) => a.unwrap_or(0),
+                        Err(e) => {
+                            if self.failed(p, e) {
+                                self.fail_stream(p);
+                                return Flow::LocalReply;
+                            }
+                            continue;
+                        }
+                    };
+                    let deferred = std::mem::take(&mut self.stream_mut().deferred);
+                    let want = if reverse { 1 } else { 0 };
+                    let mut continued = false;
+                    for d in deferred {
+                        match d {
+                            Deferred::Continue(t) if t == want => continued = true,
+                            Deferred::Continue(_) => {}
+                            Deferred::Close(_) => return Flow::Reset,
+                            Deferred::LocalReply(r) => {
+                                let s = self.stream_mut();
+                                if s.local_reply.is_none() {
+                                    s.local_reply = Some(r);
+                                }
+                                return Flow::LocalReply;
+                            }
+                        }
+                    }
+                    if Action::from_i32(action) == Action::Pause && !continued {
+                        return Flow::Stalled;
+                    }
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Loads the body of `ev` into the stream buffer; returns its size.
+    fn body_for(&mut self, ev: Ev) -> i32 {
+        let s = self.stream.as_deref_mut().expect("stream present");
+        let Some(x) = s.facts.http() else { return 0 };
+        let body: &[u8] = match ev {
+            Ev::ReqBody(_) => &x.request.body,
+            _ => match (&s.local_reply, &x.response) {
+                (Some(r), _) => &r.body,
+                (None, Some(resp)) => &resp.body,
+                _ => &[],
+            },
+        };
+        // SAFETY-free copy: the exchange outlives the stream; the buffer is the filter's view.
+        let body = body.to_vec();
+        s.buffer.clear();
+        s.buffer.extend_from_slice(&body);
+        s.buffer.len() as i32
+    }
+
+    /// Envoy `Context::failStream`: local reply 503 with details `wasm_fail_stream`.
+    fn fail_stream(&mut self, p: usize) {
+        let plugin = self.plugins[p].plugin_name.clone();
+        let s = self.stream_mut();
+        if s.local_reply.is_none() {
+            s.local_reply = Some(LocalReply {
+                status: 503,
+                details: "wasm_fail_stream".into(),
+                body: Vec::new(),
+                headers: Vec::new(),
+                grpc_status: None,
+                plugin,
+            });
+        }
+    }
+}
