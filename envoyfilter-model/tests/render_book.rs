@@ -317,3 +317,20 @@ fn revision_and_namespace_options() {
         p.notes
     );
 }
+
+#[test]
+fn attributegen_rules_can_come_from_the_books_envoy_filter() {
+    let a = envoyfilter_model::render::parse_attributegen(
+        &std::fs::read_to_string(testdata("attributegen/book-attribute-gen-example.yaml")).unwrap(),
+        "book",
+    )
+    .unwrap();
+    let b = envoyfilter_model::render::parse_attributegen(
+        &std::fs::read_to_string(testdata("attributegen/book-operation-id.yaml")).unwrap(),
+        "rules",
+    )
+    .unwrap();
+    assert_eq!(a.contexts, [Context::SidecarOutbound]);
+    // The same three rules, whichever form they were written in.
+    assert_eq!(a.config, b.config);
+}

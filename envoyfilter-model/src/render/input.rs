@@ -113,6 +113,9 @@ pub fn parse_attributegen(text: &str, source: &str) -> Result<AttributeGenInput,
     let y: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| format!("{source}: YAML: {e}"))?;
     let v = yaml_to_json(y, "").map_err(|e| format!("{source}: {e}"))?;
+    if v.get("kind").and_then(Value::as_str) == Some("EnvoyFilter") {
+        return from_envoy_filter(text, source);
+    }
     let mut obj = match v {
         Value::Object(m) => m,
         _ => return Err(format!("{source}: must be a map with `attributes`")),
@@ -175,5 +178,64 @@ pub fn parse_attributegen(text: &str, source: &str) -> Result<AttributeGenInput,
     Ok(AttributeGenInput {
         contexts,
         config: obj,
+    })
+}
+
+/// An existing attributegen EnvoyFilter (e.g. the book's `attribute-gen-example`): its rules (the
+/// JSON text of the `istio.attributegen` Wasm configuration) and the contexts of its patches.
+fn from_envoy_filter(text: &str, source: &str) -> Result<AttributeGenInput, String> {
+    use crate::chain::FilterKind;
+    use crate::resource::PatchContext;
+    use crate::typed_config::{decode, ChainKind};
+    let set = crate::load::load_str(text, source, crate::load::LoadOptions::default())
+        .map_err(|e| e.to_string())?;
+    let mut contexts = Vec::new();
+    let mut config: Option<Map<String, Value>> = None;
+    for f in &set.filters {
+        for p in &f.patches {
+            if p.value_name() != Some(crate::names::ATTRIBUTEGEN) {
+                continue;
+            }
+            let at = format!("{} configPatches[{}]", f.key(), p.index);
+            let tc = p
+                .value
+                .as_ref()
+                .and_then(|v| v.get("typed_config"))
+                .ok_or_else(|| format!("{at}: no typed_config"))?;
+            let d = decode(tc, "typed_config", ChainKind::Http)
+                .map_err(|e| format!("{at}: {}: {}", e.path, e.message))?;
+            let FilterKind::Wasm(w) = d.kind else {
+                return Err(format!("{at}: istio.attributegen is not a Wasm filter"));
+            };
+            let cfg: Map<String, Value> = serde_json::from_slice(&w.configuration)
+                .map_err(|e| format!("{at}: configuration is not a JSON object: {e}"))?;
+            if config.as_ref().is_some_and(|c| *c != cfg) {
+                return Err(format!("{at}: a different configuration than the previous patch; render them separately"));
+            }
+            config = Some(cfg);
+            let cs: &[Context] = match p.context {
+                PatchContext::Any => &[
+                    Context::SidecarInbound,
+                    Context::SidecarOutbound,
+                    Context::Gateway,
+                ],
+                PatchContext::SidecarInbound => &[Context::SidecarInbound],
+                PatchContext::SidecarOutbound => &[Context::SidecarOutbound],
+                PatchContext::Gateway => &[Context::Gateway],
+            };
+            for c in cs {
+                if !contexts.contains(c) {
+                    contexts.push(*c);
+                }
+            }
+        }
+    }
+    let config = config
+        .ok_or_else(|| format!("{source}: no patch adds a filter named istio.attributegen"))?;
+    // Validate the rules through the plain form.
+    let checked = parse_attributegen(&Value::Object(config).to_string(), source)?;
+    Ok(AttributeGenInput {
+        contexts,
+        config: checked.config,
     })
 }
