@@ -10,6 +10,7 @@
 //!   a [`Host`](crate::host::Host) that fetches only what the expression references.
 //! * [`to_label`], [`to_bool`], [`to_i64`] turn results into what the plugins store.
 
+mod ast_check;
 mod attributes;
 mod lazy;
 mod regex;
@@ -20,7 +21,8 @@ pub use render::{to_bool, to_i64, to_label};
 
 pub use cel::Value;
 
-use cel::{Context, Env, Program};
+use cel::parser::PrattParser;
+use cel::{Context, Env, IdedExpr};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -29,9 +31,15 @@ pub const MAX_SOURCE_LEN: usize = 16 * 1024;
 
 /// A compiled CEL expression.
 pub struct Expr {
-    program: Program,
+    ast: IdedExpr,
     source: String,
 }
+
+/// Most AST nodes one expression may have (Istio's are tens of nodes).
+const MAX_NODES: usize = 10_000;
+/// Parser recursion limit (cel's default is 96; cel-cpp's is 250 — ours stays well inside a
+/// wasm32 stack of 1 MiB).
+const MAX_DEPTH: u16 = 96;
 
 /// Why an expression did not compile: the parser's message (with line:column).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +99,23 @@ impl Expr {
                 message: "empty expression".to_string(),
             });
         }
-        let program = env().compile(src).map_err(|e| CompileError {
-            message: e.to_string(),
-        })?;
-        regex::precompile_literals(program.expression());
+        // cel's hand-written Pratt parser (feature `parser_pratt`) instead of the default
+        // ANTLR one: same AST and standard macros, and with nothing calling the ANTLR parser the
+        // linker drops it and the antlr4rust runtime (hundreds of KB of wasm).
+        let ast = PrattParser::new()
+            .max_recursion_depth(MAX_DEPTH)
+            .max_expression_node_count(MAX_NODES)
+            .parse(src)
+            .map_err(|e| CompileError {
+                message: e.to_string(),
+            })?;
+        // The parser bounds some nesting but not all (`!!!…x`, `a[0][0]…`, `-(-(…))`); evaluation
+        // and drop recurse over the AST, so bound its depth here, and refuse the node kinds the
+        // interpreter would panic on.
+        ast_check::check(&ast, MAX_DEPTH as usize).map_err(|message| CompileError { message })?;
+        regex::precompile_literals(&ast);
         Ok(Expr {
-            program,
+            ast,
             source: src.to_string(),
         })
     }
@@ -109,7 +128,7 @@ impl Expr {
     pub fn eval(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
         let mut ctx = Context::with_env(Arc::clone(env()));
         ctx.set_variable_resolver(attrs);
-        self.program.execute(&ctx).map_err(EvalError)
+        Value::resolve(&self.ast, &ctx).map_err(EvalError)
     }
 }
 
