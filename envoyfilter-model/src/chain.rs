@@ -47,6 +47,15 @@ pub enum FilterKind {
     Wasm(WasmFilter),
     /// An Envoy built-in, identified by its type URL or well-known name (the harness emulates
     /// `istio.metadata_exchange` and treats the router / tcp_proxy as the chain's end).
+    ///
+    /// Istio's default chains (`defaults`) use: HTTP `istio.metadata_exchange` with
+    /// `type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm` (in Istio it is the
+    /// null-VM `envoy.wasm.metadata_exchange`; recognise it by name), TCP
+    /// `istio.metadata_exchange` with `…envoy.tcp.metadataexchange.config.MetadataExchange`,
+    /// `istio.alpn`, `envoy.filters.http.{grpc_stats,fault,cors,router}`,
+    /// `envoy.filters.network.tcp_proxy`. Istio 1.17's native stats filter is
+    /// `type.googleapis.com/stats.PluginConfig`. A user's null-VM Wasm filter is *not* Native: it
+    /// is `Wasm` with `WasmCode::InlineString` (e.g. `envoy.wasm.attributegen`).
     Native { type_url: String },
 }
 

@@ -38,6 +38,31 @@ impl Proxy {
             ..Default::default()
         }
     }
+
+    /// From Istio node metadata (the `metadata` object of an Envoy node: `NAMESPACE`, `LABELS`,
+    /// and string entries for `match.proxy.metadata`), with the version to model.
+    pub fn from_node_metadata(istio_version: &str, metadata: &serde_json::Value) -> Self {
+        let mut p = Self::new(istio_version);
+        if let Some(m) = metadata.as_object() {
+            p.namespace = m
+                .get("NAMESPACE")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if let Some(labels) = m.get("LABELS").and_then(Value::as_object) {
+                for (k, v) in labels {
+                    if let Some(s) = v.as_str() {
+                        p.labels.insert(k.clone(), s.to_string());
+                    }
+                }
+            }
+            for (k, v) in m {
+                if let Some(s) = v.as_str() {
+                    p.metadata.insert(k.clone(), s.to_string());
+                }
+            }
+        }
+        p
+    }
 }
 
 /// How istiod is set up.
@@ -70,6 +95,24 @@ pub struct Patched {
     pub chains: ChainSet,
     /// Patches skipped and why, filters not modelled, decoding warnings.
     pub notes: Vec<String>,
+}
+
+impl Patched {
+    /// One line per context and chain: `SIDECAR_INBOUND http: a → b → router`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for (label, chains) in [("http", &self.chains.http), ("tcp", &self.chains.network)] {
+            for (ctx, filters) in chains.iter() {
+                let names: Vec<&str> = filters.iter().map(|f| f.name.as_str()).collect();
+                out.push_str(&format!(
+                    "{} {label}: {}\n",
+                    context_name(*ctx),
+                    names.join(" → ")
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Fatal problems (a filter the proxy would reject).

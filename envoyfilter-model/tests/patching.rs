@@ -654,3 +654,24 @@ spec:
         .collect();
     assert_eq!(names, ["istio.stats", "envoy.filters.network.tcp_proxy"]);
 }
+
+#[test]
+fn proxy_from_node_metadata_and_summary() {
+    let md = serde_json::json!({"NAMESPACE": "istioinaction", "LABELS": {"app": "webapp"}, "ISTIO_VERSION": "1.17.8", "MESH_ID": "m1"});
+    let proxy = Proxy::from_node_metadata("1.17.8", &md);
+    assert_eq!(proxy.namespace.as_deref(), Some("istioinaction"));
+    assert_eq!(proxy.labels.get("app").map(String::as_str), Some("webapp"));
+    assert_eq!(
+        proxy.metadata.get("MESH_ID").map(String::as_str),
+        Some("m1")
+    );
+    let set = envoyfilter_model::load::load_paths(
+        &[shipped_dir_for("1.17.8").unwrap()],
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let p = build_chains(&set, &proxy, &PatchOptions::default()).unwrap();
+    let s = p.summary();
+    assert!(s.contains("SIDECAR_INBOUND tcp: istio.metadata_exchange → istio.stats → envoy.filters.network.tcp_proxy\n"), "{s}");
+    assert_eq!(s.lines().count(), 6);
+}
