@@ -308,3 +308,82 @@ impl TagExtractor {
         TagExtractor::from_rules(istio_proxy_test_rules())
     }
 }
+
+impl TagExtractor {
+    /// Builds an extractor from an Envoy bootstrap `stats_config` object in proto3 JSON
+    /// (`use_all_default_tags`, default true; `stats_tags[]` with `tag_name` and `regex`; camelCase
+    /// names accepted as proto3 JSON allows). A tag with an empty regex selects Envoy's built-in
+    /// descriptors of that name (`addExtractorsMatching`). Errors name the offending field, as
+    /// Envoy would reject the bootstrap. `fixed_value` tags are not supported (Istio sets none).
+    pub fn from_stats_config_json(json: &str) -> Result<TagExtractor, String> {
+        Ok(TagExtractor::from_rules(rules_from_stats_config_json(
+            json,
+        )?))
+    }
+}
+
+/// The rule list [`TagExtractor::from_stats_config_json`] compiles, in Envoy's order.
+pub fn rules_from_stats_config_json(json: &str) -> Result<Vec<TagRule>, String> {
+    {
+        let config: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("stats_config: invalid JSON: {e}"))?;
+        let field = |snake: &str, camel: &str| config.get(snake).or_else(|| config.get(camel));
+        let use_defaults = match field("use_all_default_tags", "useAllDefaultTags") {
+            None | Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "stats_config.use_all_default_tags: expected a boolean, got {other}"
+                ))
+            }
+        };
+        let mut rules = if use_defaults {
+            envoy_default_rules()
+        } else {
+            Vec::new()
+        };
+        let tags = match field("stats_tags", "statsTags") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "stats_config.stats_tags: expected an array, got {other}"
+                ))
+            }
+        };
+        for (i, tag) in tags.iter().enumerate() {
+            let get = |snake: &str, camel: &str| {
+                tag.get(snake)
+                    .or_else(|| tag.get(camel))
+                    .and_then(|v| v.as_str())
+            };
+            let name = get("tag_name", "tagName").unwrap_or("");
+            if name.is_empty() {
+                return Err(format!(
+                    "stats_config.stats_tags[{i}].tag_name: cannot be empty"
+                ));
+            }
+            if get("fixed_value", "fixedValue").is_some() {
+                return Err(format!(
+                    "stats_config.stats_tags[{i}].fixed_value: not supported by this extractor"
+                ));
+            }
+            let regex = get("regex", "regex").unwrap_or("");
+            if regex.is_empty() {
+                let defaults: Vec<TagRule> = envoy_default_rules()
+                    .into_iter()
+                    .filter(|r| r.name == name)
+                    .collect();
+                if defaults.is_empty() {
+                    return Err(format!(
+                        "stats_config.stats_tags[{i}].regex: no regex specified and no default regex for name '{name}'"
+                    ));
+                }
+                rules.extend(defaults);
+            } else {
+                rules.push(TagRule::new(name, regex));
+            }
+        }
+        Ok(rules)
+    }
+}

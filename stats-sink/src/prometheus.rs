@@ -20,6 +20,7 @@
 //! Histograms are rendered from every recorded sample, i.e. as after a stats flush (Envoy
 //! publishes histogram data at the flush interval; counters and gauges are live).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::circllhist::{self, format_g32, DEFAULT_BUCKETS};
@@ -63,7 +64,7 @@ pub fn render(sink: &StatsSink, tags: &TagExtractor) -> String {
 struct Series<'a> {
     stat: &'a Stat,
     extracted: String,
-    labels: Vec<(String, String)>,
+    labels: Vec<(&'a str, Cow<'a, str>)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ pub fn render_with(sink: &StatsSink, tags: &TagExtractor, options: RenderOptions
         .stats()
         .iter()
         .map(|stat| {
-            let (extracted, labels) = tags.extract(&stat.name);
+            let (extracted, labels) = tags.extract_borrowed(&stat.name);
             Series {
                 stat,
                 extracted,
@@ -95,7 +96,7 @@ pub fn render_with(sink: &StatsSink, tags: &TagExtractor, options: RenderOptions
             }
         })
         .collect();
-    let mut out = String::new();
+    let mut out = String::with_capacity(series.len() * 256);
     for (kind, type_name) in [
         (Kind::Counter, "counter"),
         (Kind::Gauge, "gauge"),
@@ -138,69 +139,84 @@ pub fn render_with(sink: &StatsSink, tags: &TagExtractor, options: RenderOptions
 }
 
 fn write_series(out: &mut String, family: &str, s: &Series) {
-    let labels = formatted_tags(&s.labels);
+    use std::fmt::Write as _;
+    let mut labels = String::new();
+    push_tags(&mut labels, &s.labels);
     match &s.stat.value {
         StatValue::Counter(v) | StatValue::Gauge(v) => {
-            out.push_str(&format!("{family}{{{labels}}} {v}\n"));
+            let _ = writeln!(out, "{family}{{{labels}}} {v}");
         }
         StatValue::Histogram(samples) => {
             let summary = circllhist::summarize(samples, &DEFAULT_BUCKETS);
-            let hist_labels = if s.labels.is_empty() {
-                String::new()
-            } else {
-                format!("{labels},")
-            };
+            let sep = if s.labels.is_empty() { "" } else { "," };
             for (bound, count) in DEFAULT_BUCKETS.iter().zip(&summary.buckets) {
-                out.push_str(&format!(
-                    "{family}_bucket{{{hist_labels}le=\"{}\"}} {count}\n",
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{{labels}{sep}le=\"{}\"}} {count}",
                     format_g32(*bound)
-                ));
+                );
             }
-            out.push_str(&format!(
-                "{family}_bucket{{{hist_labels}le=\"+Inf\"}} {}\n",
-                summary.count
-            ));
-            out.push_str(&format!(
-                "{family}_sum{{{labels}}} {}\n",
-                format_g32(summary.sum)
-            ));
-            out.push_str(&format!("{family}_count{{{labels}}} {}\n", summary.count));
+            let count = summary.count;
+            let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{family}_sum{{{labels}}} {}", format_g32(summary.sum));
+            let _ = writeln!(out, "{family}_count{{{labels}}} {count}");
         }
     }
 }
 
 /// `PrometheusStatsFormatter::formattedTags`.
-pub fn formatted_tags(tags: &[(String, String)]) -> String {
+pub fn formatted_tags<N: AsRef<str>, V: AsRef<str>>(tags: &[(N, V)]) -> String {
     let mut out = String::new();
+    push_tags(&mut out, tags);
+    out
+}
+
+fn push_tags<N: AsRef<str>, V: AsRef<str>>(out: &mut String, tags: &[(N, V)]) {
     for (i, (name, value)) in tags.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&sanitize_name(name));
+        push_sanitized_name(out, name.as_ref());
         out.push_str("=\"");
-        out.push_str(&sanitize_value(value));
+        push_sanitized_value(out, value.as_ref());
         out.push('"');
     }
+}
+
+/// `sanitizeName`: every character outside `[a-zA-Z0-9_]` becomes `_` (RE2 on UTF-8 replaces a
+/// whole multi-byte character by one `_`, as `chars()` does here).
+pub fn sanitize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    push_sanitized_name(&mut out, name);
     out
 }
 
-/// `sanitizeName`: every byte outside `[a-zA-Z0-9_]` becomes `_` (RE2 on UTF-8 replaces a whole
-/// multi-byte character by one `_`, as `chars()` does here).
-pub fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+fn push_sanitized_name(out: &mut String, name: &str) {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        out.push_str(name);
+        return;
+    }
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// `sanitizeValue`: `\` → `\\`, newline → `\n`, `"` → `\"`.
 pub fn sanitize_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    push_sanitized_value(&mut out, value);
+    out
+}
+
+fn push_sanitized_value(out: &mut String, value: &str) {
+    if !value.bytes().any(|b| b == b'\\' || b == b'\n' || b == b'"') {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -209,7 +225,6 @@ pub fn sanitize_value(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// `PrometheusStatsFormatter::metricName` with `wasmcustom` as the only registered namespace.
@@ -231,20 +246,17 @@ pub fn metric_name(tag_extracted: &str) -> Option<String> {
 }
 
 /// `SymbolTableImpl::lessThan`: compares the `.`-separated tokens as strings, then by count.
+/// Equivalent to a byte-wise comparison in which `.` sorts below every other byte (a token that
+/// is a prefix of the other, i.e. followed by `.` or the end, is the smaller one).
 pub fn symbol_cmp(a: &str, b: &str) -> Ordering {
-    let mut at = a.split('.');
-    let mut bt = b.split('.');
-    loop {
-        match (at.next(), bt.next()) {
-            (Some(x), Some(y)) => match x.as_bytes().cmp(y.as_bytes()) {
-                Ordering::Equal => continue,
-                other => return other,
-            },
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (None, None) => return Ordering::Equal,
+    let key = |c: u8| if c == b'.' { 0u16 } else { u16::from(c) + 1 };
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (&x, &y) in a.iter().zip(b) {
+        if x != y {
+            return key(x).cmp(&key(y));
         }
     }
+    a.len().cmp(&b.len())
 }
 
 /// Finds the stat that renders as `family{labels}` (labels compared as a set), without parsing
@@ -289,6 +301,9 @@ mod tests {
         assert_eq!("a.b".cmp("a-c"), Ordering::Greater);
         assert_eq!(symbol_cmp("a.b", "a.b.c"), Ordering::Less);
         assert_eq!(symbol_cmp("a.b", "a.b"), Ordering::Equal);
+        assert_eq!(symbol_cmp("a.b", "a\0"), Ordering::Less);
+        assert_eq!(symbol_cmp("a_b.x", "a.b"), Ordering::Greater);
+        assert_eq!(symbol_cmp("", "a"), Ordering::Less);
     }
 
     #[test]

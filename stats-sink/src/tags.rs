@@ -20,6 +20,7 @@
 //! Istio shapes `(lit(.*?)lit)` / `(lit(.+?)lit)` take a literal fast path that is tested to
 //! agree with the regex.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One `stats_config.stats_tags` entry (or one of Envoy's built-in descriptors).
@@ -160,6 +161,9 @@ pub struct RejectedRule {
 /// Tag-extracted name plus tags in extraction order.
 pub type Extracted = (String, Vec<(String, String)>);
 
+/// [`Extracted`] borrowing tag names from the extractor and values from the stat name.
+pub type ExtractedRef<'a> = (String, Vec<(&'a str, Cow<'a, str>)>);
+
 /// A compiled set of tag rules (Envoy's `TagProducer`).
 #[derive(Debug, Clone, Default)]
 pub struct TagExtractor {
@@ -241,8 +245,19 @@ impl TagExtractor {
     /// Tag-extracts a full Envoy stat name (for Wasm stats that includes `wasmcustom.`).
     /// Returns the tag-extracted name and the tags in extraction order (= Prometheus label order).
     pub fn extract(&self, name: &str) -> Extracted {
+        let (extracted, tags) = self.extract_borrowed(name);
+        let tags = tags
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .collect();
+        (extracted, tags)
+    }
+
+    /// [`TagExtractor::extract`] without copying tag names and values (values are slices of
+    /// `name` unless a match boundary splits a UTF-8 character).
+    pub fn extract_borrowed<'a>(&'a self, name: &'a str) -> ExtractedRef<'a> {
         let bytes = name.as_bytes();
-        let mut tags: Vec<(String, String)> = Vec::new();
+        let mut tags: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
         let mut removed: Vec<(usize, usize)> = Vec::new();
         let first_token = name.find('.').map(|dot| &name[..dot]);
         let prefixed = first_token
@@ -264,8 +279,11 @@ impl TagExtractor {
                 Matcher::Regex(re) => regex_extract(re, bytes),
             };
             if let Some(((rs, re), (vs, ve))) = found {
-                let value = String::from_utf8_lossy(&bytes[vs..ve]).into_owned();
-                tags.push((rule.name.clone(), value));
+                let value = match name.get(vs..ve) {
+                    Some(v) => Cow::Borrowed(v),
+                    None => String::from_utf8_lossy(bytes.get(vs..ve).unwrap_or(&[])),
+                };
+                tags.push((rule.name.as_str(), value));
                 if re > rs {
                     removed.push((rs, re));
                 }
