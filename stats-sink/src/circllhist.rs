@@ -126,15 +126,22 @@ pub struct HistogramSummary {
 
 /// Bins the samples and computes count, sum and the cumulative bucket counts.
 pub fn summarize(samples: &[u64], bounds: &[f64]) -> HistogramSummary {
-    let mut bins: Vec<(Bin, u64)> = Vec::new();
-    if !samples.is_empty() {
-        let mut all: Vec<Bin> = samples.iter().map(|&s| Bin::from_sample(s)).collect();
-        all.sort_by(|a, b| a.real_axis_cmp(*b));
-        for bin in all {
-            match bins.last_mut() {
-                Some((last, n)) if *last == bin => *n += 1,
-                _ => bins.push((bin, 1)),
-            }
+    let counted: Vec<(u64, u64)> = samples.iter().map(|&s| (s, 1)).collect();
+    summarize_counts(&counted, bounds)
+}
+
+/// [`summarize`] for `(sample, how many times it was recorded)` pairs.
+pub fn summarize_counts(samples: &[(u64, u64)], bounds: &[f64]) -> HistogramSummary {
+    let mut all: Vec<(Bin, u64)> = samples
+        .iter()
+        .map(|&(s, n)| (Bin::from_sample(s), n))
+        .collect();
+    all.sort_by(|a, b| a.0.real_axis_cmp(b.0));
+    let mut bins: Vec<(Bin, u64)> = Vec::with_capacity(all.len());
+    for (bin, n) in all {
+        match bins.last_mut() {
+            Some((last, total)) if *last == bin => *total = total.saturating_add(n),
+            _ => bins.push((bin, n)),
         }
     }
     // hist_approx_sum: ascending bin order, midpoint × count as doubles.
@@ -142,7 +149,7 @@ pub fn summarize(samples: &[u64], bounds: &[f64]) -> HistogramSummary {
     for &(bin, n) in &bins {
         sum += bin.midpoint() * n as f64;
     }
-    let count = bins.iter().map(|&(_, n)| n).sum();
+    let count = bins.iter().fold(0u64, |acc, &(_, n)| acc.saturating_add(n));
     let buckets = bounds
         .iter()
         .map(|&threshold| {
@@ -150,8 +157,7 @@ pub fn summarize(samples: &[u64], bounds: &[f64]) -> HistogramSummary {
             // threshold; upper edges grow with the bin order, so this is a prefix sum.
             bins.iter()
                 .take_while(|&&(bin, _)| bin.upper_edge() <= threshold)
-                .map(|&(_, n)| n)
-                .sum()
+                .fold(0u64, |acc, &(_, n)| acc.saturating_add(n))
         })
         .collect();
     HistogramSummary {
@@ -262,6 +268,34 @@ mod tests {
         let s = summarize(&[4_000_000], b);
         assert_eq!(s.buckets[18], 0);
         assert_eq!(s.count, 1);
+    }
+
+    /// Envoy's own expectations (test/server/admin/prometheus_stats_test.cc, an Envoy of the
+    /// 1.22–1.24 era: `OutputWithAllMetricTypes` and `HistogramWithHighCounts`), produced there by
+    /// the real libcircllhist.
+    #[test]
+    fn envoy_prometheus_test_vectors() {
+        let s = summarize(&[50, 20, 30, 70, 100, 5000, 200], &DEFAULT_BUCKETS);
+        assert_eq!(
+            s.buckets,
+            vec![0, 0, 0, 0, 1, 2, 4, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7]
+        );
+        assert_eq!((s.count, format_g32(s.sum).as_str()), (7, "5532"));
+
+        let s = summarize_counts(
+            &[(1, 100_000), (100, 1_000_000), (1000, 100_000_000)],
+            &DEFAULT_BUCKETS,
+        );
+        assert_eq!(
+            s.buckets,
+            vec![
+                0, 0, 100000, 100000, 100000, 100000, 100000, 1100000, 1100000, 1100000, 101100000,
+                101100000, 101100000, 101100000, 101100000, 101100000, 101100000, 101100000,
+                101100000
+            ]
+        );
+        assert_eq!(s.count, 101_100_000);
+        assert_eq!(format_g32(s.sum), "105105105000");
     }
 
     #[test]
