@@ -70,7 +70,7 @@ fn parse_duration_ns(text: &str) -> Option<i128> {
             if scale == 0 {
                 break;
             }
-            value += i128::from(d - b'0') * scale;
+            value = value.checked_add(i128::from(d - b'0') * scale)?;
         }
         total = total.checked_add(value)?;
         s = next;
