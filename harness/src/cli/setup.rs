@@ -3,26 +3,14 @@
 
 use std::path::PathBuf;
 
-use envoyfilter_model::chain::{Context, WasmFilter};
-
 use super::args::SetupArgs;
 use crate::replay::chains::{
-    default_envoyfilter_dir, default_wasm_dir, load_chains, resolve_module, wasm_filters,
-    LoadedChains, ModuleFile,
+    default_envoyfilter_dir, default_wasm_dir, load_chains, wasm_filters, LoadedChains,
 };
 use crate::replay::node::{
     default_node, extra_stat_tags, load_node, parse_proxy_version, ProxyVersion,
 };
 use crate::stream::LocalNode;
-
-/// One Wasm filter of the chains and the module file that runs it.
-#[derive(Debug, Clone)]
-pub struct PluginSlot {
-    pub context: Context,
-    pub http: bool,
-    pub filter: WasmFilter,
-    pub module: ModuleFile,
-}
 
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -32,7 +20,6 @@ pub struct Setup {
     pub envoyfilters: Vec<PathBuf>,
     pub wasm_dir: PathBuf,
     pub chains: LoadedChains,
-    pub plugins: Vec<PluginSlot>,
     /// The node's `PROXY_CONFIG.extraStatTags` then `--extra-stat-tags`, deduplicated.
     pub extra_stat_tags: Vec<String>,
 }
@@ -71,20 +58,8 @@ pub fn prepare(args: &SetupArgs, note: &mut dyn FnMut(String)) -> Result<Setup, 
     for n in &chains.notes {
         note(n.clone());
     }
-    let mut plugins = Vec::new();
-    for (context, http, filter) in wasm_filters(&chains.chains) {
-        let module = resolve_module(filter, &wasm_dir)?;
-        if let Some(n) = &module.note {
-            note(n.clone());
-        }
-        plugins.push(PluginSlot {
-            context,
-            http,
-            filter: filter.clone(),
-            module,
-        });
-    }
-    if plugins.is_empty() {
+    let wasm_filter_count = wasm_filters(&chains.chains).len();
+    if wasm_filter_count == 0 {
         note(format!(
             "no Wasm filter applies to proxy version {} in {}: nothing will be measured",
             version.full,
@@ -102,7 +77,6 @@ pub fn prepare(args: &SetupArgs, note: &mut dyn FnMut(String)) -> Result<Setup, 
         envoyfilters,
         wasm_dir,
         chains,
-        plugins,
         extra_stat_tags: extra,
     })
 }

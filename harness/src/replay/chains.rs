@@ -102,48 +102,34 @@ pub struct ModuleFile {
 
 /// Maps a Wasm filter's `vm_config.code` to a file in `wasm_dir`: a local filename by its file
 /// name, a null-VM inline name to our module, a remote URI by the last path segment.
-pub fn resolve_module(filter: &WasmFilter, wasm_dir: &Path) -> Result<ModuleFile, String> {
-    let (file, note) =
-        match &filter.code {
-            WasmCode::LocalFile(f) => (file_name(f), None),
-            WasmCode::InlineString(name) => {
-                match NULL_VM_SUBSTITUTES.iter().find(|(n, _)| n == name) {
-                Some((_, module)) => (
-                    module.to_string(),
-                    Some(format!(
-                        "plugin {}: null-VM code {name:?} runs as our {module}",
-                        filter.plugin_name
-                    )),
-                ),
-                None => {
-                    return Err(format!(
-                        "plugin {}: inline code {name:?} is a null-VM plugin with no Wasm module here (known: {})",
-                        filter.plugin_name,
-                        NULL_VM_SUBSTITUTES.map(|(n, _)| n).join(", ")
-                    ))
-                }
+pub fn resolve_code(code: &WasmCode, wasm_dir: &Path) -> Result<ModuleFile, String> {
+    let (file, note) = match code {
+        WasmCode::LocalFile(f) => (file_name(f), None),
+        WasmCode::InlineString(name) => match NULL_VM_SUBSTITUTES.iter().find(|(n, _)| n == name) {
+            Some((_, module)) => (
+                module.to_string(),
+                Some(format!("null-VM code {name:?} runs as our {module}")),
+            ),
+            None => {
+                return Err(format!(
+                    "inline code {name:?} is a null-VM plugin with no Wasm module here (known: {})",
+                    NULL_VM_SUBSTITUTES.map(|(n, _)| n).join(", ")
+                ))
             }
-            }
-            WasmCode::Remote { uri, .. } => {
-                let f = file_name(uri.split(['?', '#']).next().unwrap_or(uri));
-                let note = format!(
-                    "plugin {}: remote code {uri} loaded from --wasm-dir as {f}",
-                    filter.plugin_name
-                );
-                (f, Some(note))
-            }
-        };
+        },
+        WasmCode::Remote { uri, .. } => {
+            let f = file_name(uri.split(['?', '#']).next().unwrap_or(uri));
+            let note = format!("remote code {uri} loaded from --wasm-dir as {f}");
+            (f, Some(note))
+        }
+    };
     if file.is_empty() {
-        return Err(format!(
-            "plugin {}: vm_config.code names no file",
-            filter.plugin_name
-        ));
+        return Err("vm_config.code names no file".to_string());
     }
     let path = wasm_dir.join(&file);
     if !path.is_file() {
         return Err(format!(
-            "plugin {}: module {file} not found at {} (build it with `cargo xtask wasm`, or pass --wasm-dir)",
-            filter.plugin_name,
+            "module {file} not found at {} (build it with `cargo xtask wasm`, or pass --wasm-dir)",
             path.display()
         ));
     }
@@ -173,41 +159,22 @@ pub fn wasm_filters(chains: &ChainSet) -> Vec<(Context, bool, &WasmFilter)> {
 mod tests {
     use super::*;
 
-    fn wasm(code: WasmCode) -> WasmFilter {
-        WasmFilter {
-            plugin_name: "istio.stats".into(),
-            root_id: "stats_outbound".into(),
-            vm_id: "stats_outbound".into(),
-            runtime: "envoy.wasm.runtime.v8".into(),
-            code,
-            configuration: Vec::new(),
-            vm_configuration: Vec::new(),
-            fail_open: false,
-        }
-    }
-
     #[test]
     fn modules_are_found_by_file_name() {
         let dir = std::env::temp_dir().join(format!("harness-chains-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("stats_plugin.wasm"), b"\0asm").unwrap();
-        let m = resolve_module(
-            &wasm(WasmCode::LocalFile(
-                "/var/local/wasm/stats_plugin.wasm".into(),
-            )),
+        let m = resolve_code(
+            &(WasmCode::LocalFile("/var/local/wasm/stats_plugin.wasm".into())),
             &dir,
         )
         .unwrap();
         assert_eq!(m.path, dir.join("stats_plugin.wasm"));
         assert_eq!(m.note, None);
-        let m = resolve_module(
-            &wasm(WasmCode::InlineString("envoy.wasm.stats".into())),
-            &dir,
-        )
-        .unwrap();
+        let m = resolve_code(&(WasmCode::InlineString("envoy.wasm.stats".into())), &dir).unwrap();
         assert!(m.note.unwrap().contains("stats_plugin.wasm"));
-        let m = resolve_module(
-            &wasm(WasmCode::Remote {
+        let m = resolve_code(
+            &(WasmCode::Remote {
                 uri: "https://example.com/p/stats_plugin.wasm?x=1".into(),
                 sha256: String::new(),
             }),
@@ -215,16 +182,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.path, dir.join("stats_plugin.wasm"));
-        let err = resolve_module(
-            &wasm(WasmCode::LocalFile("/x/attributegen_plugin.wasm".into())),
+        let err = resolve_code(
+            &(WasmCode::LocalFile("/x/attributegen_plugin.wasm".into())),
             &dir,
         )
         .unwrap_err();
         assert!(err.contains("attributegen_plugin.wasm not found"), "{err}");
-        let err = resolve_module(
-            &wasm(WasmCode::InlineString(
-                "envoy.wasm.metadata_exchange".into(),
-            )),
+        let err = resolve_code(
+            &(WasmCode::InlineString("envoy.wasm.metadata_exchange".into())),
             &dir,
         )
         .unwrap_err();

@@ -1,0 +1,167 @@
+//! `harness replay`: setup → proxy → every traffic line → Prometheus text on stdout.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::args::ReplayArgs;
+use super::load::{describe_failure, format_log, load_proxy, LoadFailure};
+use super::output::{progress_bar, prometheus_text, write_stdout, MAX_PROBLEMS_SHOWN};
+use super::setup::prepare;
+use crate::abi::LogLevel;
+use crate::proxy::Proxy;
+use crate::replay::run::{peak_rss_kib, replay_source, EventSink, Problem, Summary};
+use crate::stream::{HttpExchange, TcpConnection};
+
+/// Runs events on the proxy; plugin log lines at warning or above go to stderr (capped), and
+/// the log buffer is drained after every event so memory stays flat.
+struct ProxySink<'a> {
+    proxy: &'a mut Proxy,
+    logs_shown: usize,
+    logs_dropped: usize,
+}
+
+impl ProxySink<'_> {
+    fn drain_logs(&mut self) {
+        if self.proxy.logs().is_empty() {
+            return;
+        }
+        for l in self.proxy.logs() {
+            if l.level >= LogLevel::Warn {
+                if self.logs_shown < MAX_PROBLEMS_SHOWN {
+                    eprintln!("log: {}", format_log(l));
+                    self.logs_shown += 1;
+                } else {
+                    self.logs_dropped += 1;
+                }
+            }
+        }
+        self.proxy.clear_logs();
+    }
+}
+
+fn trap_error(traps: &[crate::vm::TrapReport]) -> Result<(), String> {
+    match traps.first() {
+        None => Ok(()),
+        Some(t) => Err(t.to_string().lines().next().unwrap_or("trap").to_string()),
+    }
+}
+
+impl EventSink for ProxySink<'_> {
+    fn http(&mut self, exchange: &HttpExchange) -> Result<(), String> {
+        let out = self.proxy.run_http(exchange);
+        self.drain_logs();
+        trap_error(&out.traps)
+    }
+
+    fn tcp(&mut self, connection: &TcpConnection) -> Result<(), String> {
+        let out = self.proxy.run_tcp(connection);
+        self.drain_logs();
+        trap_error(&out.traps)
+    }
+}
+
+pub fn run(args: &ReplayArgs) -> ExitCode {
+    let started = Instant::now();
+    let mut note = |n: String| eprintln!("note: {n}");
+    let setup = match prepare(&args.setup, &mut note) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    for path in &args.traffic {
+        if path != Path::new("-") && !path.is_file() {
+            return fail(&format!("traffic file {}: not found", path.display()));
+        }
+    }
+    let (mut proxy, report) = match load_proxy(&setup, &mut note) {
+        Ok(p) => p,
+        Err(LoadFailure::Setup(e)) => return fail(&e),
+        Err(LoadFailure::Plugin(e)) => {
+            return fail(&format!(
+                "a plugin was rejected, as Envoy would reject the listener:\n{}",
+                describe_failure(&e)
+            ))
+        }
+    };
+    for p in &report.plugins {
+        if let Some(why) = &p.skipped {
+            eprintln!("note: fail_open plugin {} skipped: {why}", p.plugin_name);
+        }
+        for l in p.logs.iter().filter(|l| l.level >= LogLevel::Warn) {
+            eprintln!("log: {}", format_log(l));
+        }
+    }
+    proxy.clear_logs();
+    let setup_time = started.elapsed();
+
+    let mut sink = ProxySink {
+        proxy: &mut proxy,
+        logs_shown: 0,
+        logs_dropped: 0,
+    };
+    let mut summary = Summary::default();
+    let mut hidden = 0usize;
+    for path in &args.traffic {
+        let name = path.display().to_string();
+        let mut shown = 0usize;
+        let mut report_problem = |p: Problem| {
+            if shown < MAX_PROBLEMS_SHOWN {
+                eprintln!("{p}");
+                shown += 1;
+            } else {
+                hidden += 1;
+            }
+        };
+        if path == Path::new("-") {
+            let stdin = io::stdin().lock();
+            replay_source("-", stdin, &mut sink, &mut summary, &mut report_problem);
+            continue;
+        }
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) => return fail(&format!("traffic file {name}: {e}")),
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let input: Box<dyn BufRead> = match progress_bar(len) {
+            Some(bar) => Box::new(BufReader::with_capacity(1 << 16, bar.wrap_read(file))),
+            None => Box::new(BufReader::with_capacity(1 << 16, file)),
+        };
+        replay_source(&name, input, &mut sink, &mut summary, &mut report_problem);
+    }
+    let (logs_dropped, _) = (sink.logs_dropped, sink.logs_shown);
+    if hidden > 0 {
+        eprintln!("… {hidden} more line problems not shown");
+    }
+    if logs_dropped > 0 {
+        eprintln!("… {logs_dropped} more plugin log lines at warning or above not shown");
+    }
+
+    if !args.no_output {
+        let text = prometheus_text(&proxy, &setup);
+        if let Err(e) = write_stdout(&text) {
+            // A closed pipe (`| head`) is not a replay failure.
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return fail(&format!("writing stdout: {e}"));
+            }
+        }
+    }
+    eprintln!("harness replay: {summary}");
+    if args.bench {
+        eprintln!(
+            "bench: setup {:.3} s (module compile + configure); replay {} events in {:.3} s = {:.0} events/s on one core; peak RSS {} MiB",
+            setup_time.as_secs_f64(),
+            summary.events,
+            summary.wall.as_secs_f64(),
+            summary.events_per_second(),
+            peak_rss_kib().map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("harness replay: error: {msg}");
+    ExitCode::from(1)
+}
