@@ -136,7 +136,7 @@ fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[derive(Debug, Clone)]
 enum Matcher {
-    Literal(LiteralRule),
+    Literal(Box<LiteralRule>),
     Regex(regex::bytes::Regex),
 }
 
@@ -200,7 +200,7 @@ impl TagExtractor {
     fn push(&mut self, rule: TagRule) {
         let prefix = regex_prefix(&rule.regex);
         let matcher = match LiteralRule::parse(&rule.regex) {
-            Some(lit) => Ok(Matcher::Literal(lit)),
+            Some(lit) => Ok(Matcher::Literal(Box::new(lit))),
             None => compile_ecmascript(&rule.regex, &prefix).map(Matcher::Regex),
         };
         let matcher = match matcher {
