@@ -12,6 +12,27 @@
 //! * [`prometheus::render`] prints `/stats/prometheus`; [`circllhist`] holds the histogram
 //!   approximation Envoy applies to bucket counts and sums.
 
+//!
+//! # Fidelity notes
+//!
+//! Verified against sources: Istio's `stats_tags` per version (`testdata/bootstrap/*.json` are
+//! rendered mechanically from istio/istio and istio/proxy and must equal the built-in tables);
+//! `use_all_default_tags` is `false` in every real 1.13–1.17 bootstrap and `true` in istio/proxy's
+//! tests; circllhist bin, midpoint and `count_below` arithmetic (libcircllhist `63a16dd`, the
+//! version Envoy pinned until 2026) reproduces Envoy's own `prometheus_stats_test` vectors; label
+//! escaping (envoy PR #18978, in 1.21+); the empty line after each family only up to Envoy 1.23
+//! (envoy PR #22403); tag-name de-duplication (envoy PR #23024, 1.24+; earlier Envoys reject
+//! duplicate names, so the result is the same). Istio's bootstrap `stats_matcher` includes the
+//! prefix `wasm`, so every `wasmcustom.` stat is kept.
+//!
+//! Not verified (no readable source at the exact pinned Envoy commits): that libc++'s
+//! ECMAScript engine and this crate agree on exotic inputs beyond the shapes tested here (regexes
+//! are translated to `regex::bytes`, ASCII classes, `.` excluding `\n` and `\r`); the full list of
+//! Envoy 1.21–1.25 built-in descriptors (only the two prefix-less ones can touch Wasm stats; the
+//! anchored ones in [`istio_tags::envoy_default_rules`] come from an older `well_known_names.cc`);
+//! fmt's `{:.32g}` is assumed to print the exact decimal expansion like printf (Envoy's own test
+//! expectation `2.2599999999999997868371792719699` shows it does).
+
 pub mod circllhist;
 pub mod istio_tags;
 pub mod prometheus;
@@ -99,7 +120,24 @@ impl StatsSink {
     pub fn get(&self, name: &str) -> Option<&Stat> {
         self.by_name
             .get(&format!("{CUSTOM_NAMESPACE}.{name}"))
-            .map(|&i| &self.stats[i])
+            .and_then(|&i| self.stats.get(i))
+    }
+
+    /// The counter or gauge value of the stat `name` (without the namespace); `None` for a
+    /// histogram or an unknown name.
+    pub fn value(&self, name: &str) -> Option<u64> {
+        match self.get(name)?.value {
+            StatValue::Counter(v) | StatValue::Gauge(v) => Some(v),
+            StatValue::Histogram(_) => None,
+        }
+    }
+
+    /// The recorded samples of the histogram `name` (without the namespace).
+    pub fn samples(&self, name: &str) -> Option<&[u64]> {
+        match &self.get(name)?.value {
+            StatValue::Histogram(samples) => Some(samples),
+            _ => None,
+        }
     }
 }
 
