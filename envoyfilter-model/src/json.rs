@@ -104,7 +104,13 @@ fn write_go_json(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Number(n) => match n.as_f64() {
+            // Go formats float64 with the shortest representation ('f' below 1e21): 1.0 → "1".
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e21 => {
+                out.push_str(&format!("{f:.0}"))
+            }
+            _ => out.push_str(&n.to_string()),
+        },
         Value::String(s) => write_go_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -164,6 +170,8 @@ mod tests {
         // == `{"a":[1,true],"b":"x \u0026\u0026 y"}` (HTML-safe escaping is on by default).
         let v: Value = serde_json::json!({"b": "x && y", "a": [1, true]});
         assert_eq!(go_json(&v), r#"{"a":[1,true],"b":"x \u0026\u0026 y"}"#);
+        // Values reach toJson as float64: 15.0 prints as 15, 0.5 as 0.5.
+        assert_eq!(go_json(&serde_json::json!([15.0, 0.5])), "[15,0.5]");
     }
 
     #[test]
