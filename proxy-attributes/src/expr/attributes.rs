@@ -244,13 +244,15 @@ fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
 }
 
 type Memo<T> = Mutex<Vec<(T, Option<Box<dyn Val>>)>>;
+/// One memo slot per entry of [`LEAVES`], allocated on the first leaf read.
+type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>]>;
 
 /// One request's (or one callback's) view of Envoy for CEL. Create it per callback, evaluate any
 /// number of expressions against it: each attribute is read at most once, the peer FlatNode
 /// decoded at most once.
 pub struct Attributes<'h> {
     host: &'h dyn Host,
-    leaves: OnceLock<Box<[OnceLock<Option<Box<dyn Val>>>]>>,
+    leaves: OnceLock<LeafSlots>,
     upstream_peer: OnceLock<Option<PeerNode>>,
     downstream_peer: OnceLock<Option<PeerNode>>,
     dynamic: Memo<String>,

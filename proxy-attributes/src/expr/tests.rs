@@ -391,3 +391,75 @@ fn deep_nesting_is_rejected_on_a_small_stack() {
     assert_eq!(eval(&ok, &FakeHost::new()), Ok(Value::Bool(true)));
     assert!(Expr::compile("google.protobuf.Int64Value{value: 1}").is_err());
 }
+
+/// The Pratt parser we compile with must agree with cel's default (ANTLR) parser on the
+/// semantics table of crates.md §3 and on Istio-style expressions: same values, same
+/// success/error outcome.
+#[test]
+fn pratt_parser_agrees_with_the_antlr_parser() {
+    let host = book_host().with_property(
+        &["request", "headers"],
+        encode_pairs(&[("x-user", "jason"), (":method", "GET")]),
+    );
+    let exprs = [
+        "'GET' in ['GET','POST']",
+        "'x-user' in request.headers",
+        "response.code in [500, 503]",
+        "request.headers['missing'] == 'x' || true",
+        "true || request.headers['missing'] == 'x'",
+        "has(request.headers.missing)",
+        "has(request.method)",
+        "request.method + ':' + request.url_path",
+        "response.code >= 500u",
+        "response.code >= 500.0",
+        "response.code == 503.0",
+        "5 == 5u",
+        "1u + 1",
+        "9223372036854775807 + 1",
+        "1 / 0",
+        "size('abc')",
+        "request.url_path.size()",
+        "request.url_path.endsWith('ms') && request.url_path.contains('it')",
+        "[1,2,3].exists(x, x > 2)",
+        "[1,2,3].map(x, x * 2)[2]",
+        "[1,2,3].filter(x, x % 2 == 1).size()",
+        "[1,2,3].all(x, x > 0)",
+        "'a' < 1",
+        "type(1) == int",
+        "dyn(1) == 1",
+        "-(-5)",
+        "!false && !!true",
+        "'\\x41\\u0042\\n' == 'AB\\n'",
+        "b'abc' == bytes('abc')",
+        "r'\\d' == '\\\\d'",
+        "double(1) / 2.0 == 0.5",
+        "int('42') + 1",
+        "{'a': 1, 'b': 2}['b']",
+        "{'a': 1}.a",
+        "[1, 2][1]",
+        "null == null",
+        "(request.method.startsWith('GET') ? 1 : 0)",
+        "upstream_peer.labels['app'].value + '/' + upstream_peer.namespace",
+        "string(response.code) + 'x'",
+        "1 < 2 < 3",
+        "1 +",
+    ];
+    for src in exprs {
+        let ours = Expr::compile(src).map(|e| e.eval(&Attributes::new(&host)));
+        let theirs = cel::Program::compile(src).map(|p| {
+            let attrs = Attributes::new(&host);
+            let mut ctx = cel::Context::with_env(std::sync::Arc::clone(env()));
+            ctx.set_variable_resolver(&attrs);
+            p.execute(&ctx)
+        });
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => match (a, b) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{src}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{src}: pratt {a:?} vs antlr {b:?}"),
+            },
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("{src}: pratt compiles {} vs antlr {}", a.is_ok(), b.is_ok()),
+        }
+    }
+}
