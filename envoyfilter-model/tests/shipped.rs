@@ -111,13 +111,24 @@ fn patched_chains_place_our_filters_before_router_and_tcp_proxy() {
             let http = &patched.chains.http[&ctx];
             let names: Vec<&str> = http.iter().map(|f| f.name.as_str()).collect();
             let n = names.len();
-            assert_eq!(
-                &names[n - 3..],
-                [
+            // The shipped attributegen rules (the book's operationId) apply to outbound only.
+            let tail: &[&str] = if ctx == Context::SidecarOutbound {
+                &[
                     "istio.attributegen",
                     "istio.stats",
-                    "envoy.filters.http.router"
-                ],
+                    "envoy.filters.http.router",
+                ]
+            } else {
+                &["istio.stats", "envoy.filters.http.router"]
+            };
+            assert_eq!(
+                &names[n - tail.len()..],
+                tail,
+                "{version} {ctx:?}: {names:?}"
+            );
+            assert_eq!(
+                names.iter().filter(|n| **n == "istio.attributegen").count(),
+                usize::from(ctx == Context::SidecarOutbound),
                 "{version} {ctx:?}: {names:?}"
             );
             // MX stays first (1.16+ explicitly; 1.13–1.15 because no authn/RBAC filters by default).
@@ -140,19 +151,31 @@ fn patched_chains_place_our_filters_before_router_and_tcp_proxy() {
             let dhhf =
                 cfg.get("disable_host_header_fallback") == Some(&serde_json::Value::Bool(true));
             assert_eq!(dhhf, ctx != Context::SidecarOutbound, "{version} {ctx:?}");
-            let ag = wasm_of(&http[n - 3].kind);
-            assert_eq!(ag.root_id, "");
-            assert_eq!(ag.vm_id, "attributegen");
+            // Every context carries the book's get_calls definition (book-examples.md §2).
             assert_eq!(
-                ag.code,
-                WasmCode::LocalFile("/var/local/wasm/attributegen_plugin.wasm".into())
+                cfg["definitions"][0]["name"], "get_calls",
+                "{version} {ctx:?}"
             );
-            let agcfg: serde_json::Value = serde_json::from_slice(&ag.configuration).unwrap();
-            assert_eq!(
-                agcfg["attributes"][0]["output_attribute"],
-                "istio_responseClass"
-            );
-            assert_eq!(agcfg["attributes"][0]["match"].as_array().unwrap().len(), 7);
+            if ctx == Context::SidecarOutbound {
+                assert_eq!(
+                    cfg["metrics"][0]["dimensions"]["upstream_operation"],
+                    "istio_operationId"
+                );
+                let ag = wasm_of(&http[n - 3].kind);
+                assert_eq!(ag.root_id, "");
+                assert_eq!(ag.vm_id, "attributegen");
+                assert_eq!(
+                    ag.code,
+                    WasmCode::LocalFile("/var/local/wasm/attributegen_plugin.wasm".into())
+                );
+                let agcfg: serde_json::Value = serde_json::from_slice(&ag.configuration).unwrap();
+                assert_eq!(
+                    agcfg["attributes"][0]["output_attribute"],
+                    "istio_operationId"
+                );
+                // getitems, createitem, deleteitem (book-examples.md §3).
+                assert_eq!(agcfg["attributes"][0]["match"].as_array().unwrap().len(), 3);
+            }
             assert!(http[n - 2]
                 .origin
                 .starts_with(&format!("istio-system/wasm-stats-filter-1.{minor}#")));
@@ -178,10 +201,9 @@ fn patched_chains_place_our_filters_before_router_and_tcp_proxy() {
             assert_eq!(t.vm_id, vm);
             assert_eq!(t.root_id, role);
             let tcfg: serde_json::Value = serde_json::from_slice(&t.configuration).unwrap();
-            assert!(
-                tcfg.get("disable_host_header_fallback").is_none(),
-                "TCP never carries it"
-            );
+            // A configOverride goes unchanged to the HTTP and the TCP filter of its context
+            // (envoyfilter-spec §2.1 item 2); TCP ignores the host-header switch anyway.
+            assert_eq!(tcfg, cfg, "{version} {ctx:?}");
         }
     }
 }
