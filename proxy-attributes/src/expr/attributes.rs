@@ -141,47 +141,42 @@ const CEL_NAMES: &[&str] = &[
     "optional_type",
 ];
 
-/// `xds.X` → the pre-1.29 top-level name Envoy 1.21–1.25 answers to.
-fn unalias(name: &str) -> &str {
-    let Some(rest) = name.strip_prefix("xds.") else {
-        return name;
-    };
-    let first = rest.split('.').next().unwrap_or("");
-    match first {
-        "route_name"
-        | "cluster_name"
-        | "cluster_metadata"
-        | "route_metadata"
-        | "upstream_host_metadata"
-        | "listener_metadata"
-        | "listener_direction"
-        | "node" => rest,
-        _ => name,
+/// `xds.X…` → the pre-1.29 top-level name Envoy 1.21–1.25 answers to.
+fn unalias<'s, 'a>(segs: &'s [&'a str]) -> &'s [&'a str] {
+    match segs {
+        ["xds", first, ..]
+            if matches!(
+                *first,
+                "route_name"
+                    | "cluster_name"
+                    | "cluster_metadata"
+                    | "route_metadata"
+                    | "upstream_host_metadata"
+                    | "listener_metadata"
+                    | "listener_direction"
+                    | "node"
+            ) =>
+        {
+            &segs[1..]
+        }
+        _ => segs,
     }
 }
 
-fn leaf_index(name: &str) -> Option<usize> {
-    LEAVES.iter().position(|(n, _)| *n == name)
+fn leaf_index(segs: &[&str]) -> Option<usize> {
+    LEAVES
+        .iter()
+        .position(|(n, _)| n.split('.').eq(segs.iter().copied()))
 }
 
 /// A name below which the tree continues and which is cheaper to read per key than whole.
-fn is_lazy_map(name: &str) -> bool {
-    if ROOTS.contains(&name) {
-        return true;
-    }
-    if matches!(
-        name,
-        "node.metadata"
-            | "node.metadata.LABELS"
-            | "node.metadata.PLATFORM_METADATA"
-            | "node.metadata.ANNOTATIONS"
-    ) {
-        return true;
-    }
-    // <metadata root>.filter_metadata and <metadata root>.filter_metadata.<namespace>
-    let mut parts = name.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(root), Some("filter_metadata"), _, None) => METADATA_ROOTS.contains(&root),
+fn is_lazy_map(segs: &[&str]) -> bool {
+    match segs {
+        [root] => ROOTS.contains(root),
+        ["node", "metadata"] => true,
+        ["node", "metadata", "LABELS" | "PLATFORM_METADATA" | "ANNOTATIONS"] => true,
+        // <metadata root>.filter_metadata and <metadata root>.filter_metadata.<namespace>
+        [root, "filter_metadata"] | [root, "filter_metadata", _] => METADATA_ROOTS.contains(root),
         _ => false,
     }
 }
@@ -244,6 +239,7 @@ fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
 }
 
 type Memo<T> = Mutex<Vec<(T, Option<Box<dyn Val>>)>>;
+
 /// One memo slot per entry of [`LEAVES`], allocated on the first leaf read.
 type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>]>;
 
@@ -255,7 +251,7 @@ pub struct Attributes<'h> {
     leaves: OnceLock<LeafSlots>,
     upstream_peer: OnceLock<Option<PeerNode>>,
     downstream_peer: OnceLock<Option<PeerNode>>,
-    dynamic: Memo<String>,
+    dynamic: Memo<Vec<String>>,
     headers: Mutex<Vec<(HeaderMap, String, Option<String>)>>,
 }
 
@@ -318,82 +314,88 @@ impl<'h> Attributes<'h> {
             .as_deref()
     }
 
-    fn dynamic(&self, name: &str) -> Option<Box<dyn Val>> {
+    fn dynamic(&self, segs: &[&str]) -> Option<Box<dyn Val>> {
         if let Ok(memo) = self.dynamic.lock() {
-            if let Some((_, v)) = memo.iter().find(|(n, _)| n == name) {
+            if let Some((_, v)) = memo.iter().find(|(n, _)| n.iter().eq(segs.iter())) {
                 return v.as_ref().map(|b| b.clone_as_boxed());
             }
         }
-        let path: Vec<&str> = name.split('.').collect();
-        let v = self.host.property(&path).and_then(|b| dynamic_val(&b));
+        let v = self.host.property(segs).and_then(|b| dynamic_val(&b));
         let out = v.as_ref().map(|b| b.clone_as_boxed());
         if let Ok(mut memo) = self.dynamic.lock() {
-            memo.push((name.to_string(), v));
+            memo.push((segs.iter().map(|s| s.to_string()).collect(), v));
         }
         out
     }
 
     /// Number of entries of the map at `path` (reads the whole map once).
-    pub(super) fn map_size(&self, path: &str) -> i64 {
-        let segments: Vec<&str> = path.split('.').collect();
+    pub(super) fn map_size(&self, path: &[&str]) -> i64 {
         self.host
-            .property(&segments)
+            .property(path)
             .and_then(|b| decode_pairs(&b).map(|p| p.len() as i64))
             .unwrap_or(0)
     }
 
-    /// Resolves a (possibly dotted) CEL name; `None` = not available (the interpreter then tries
-    /// shorter prefixes, and finally reports the reference undeclared / the key missing).
+    /// Resolves a dotted CEL name (`request.method`); see [`Attributes::lookup_path`].
     pub(super) fn lookup<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
-        let name = unalias(name);
-        if let Some(i) = leaf_index(name) {
+        let segs: Vec<&str> = name.split('.').collect();
+        self.lookup_path(&segs)
+    }
+
+    /// Resolves an attribute path given as segments (a map key may contain dots, e.g.
+    /// `node.metadata.LABELS['service.istio.io/canonical-name']`); `None` = not available (the
+    /// interpreter then tries shorter prefixes, and finally reports the reference undeclared /
+    /// the key missing).
+    pub(super) fn lookup_path<'b>(&'b self, segs: &[&str]) -> Option<CowVal<'b, 'b>> {
+        let segs = unalias(segs);
+        if let Some(i) = leaf_index(segs) {
             return self.leaf(i).map(CowVal::Borrowed);
         }
-        for (prefix, map) in [
-            ("request.headers", HeaderMap::RequestHeaders),
-            ("response.headers", HeaderMap::ResponseHeaders),
-            ("response.trailers", HeaderMap::ResponseTrailers),
-        ] {
-            if name == prefix {
-                return Some(CowVal::owned(HeadersVal {
-                    attrs: self,
-                    map,
-                    path: prefix,
-                }));
+        let headers = |map: HeaderMap, path: &'static [&'static str]| match segs.get(2) {
+            None => Some(CowVal::owned(HeadersVal {
+                attrs: self,
+                map,
+                path,
+            })),
+            Some(key) if segs.len() == 3 => self
+                .header(map, key)
+                .map(|v| CowVal::owned(CelString::from(v))),
+            Some(_) => None,
+        };
+        match segs {
+            ["request", "headers", ..] => {
+                return headers(HeaderMap::RequestHeaders, &["request", "headers"])
             }
-            if let Some(key) = name
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('.'))
-            {
-                return self
-                    .header(map, key)
-                    .map(|v| CowVal::owned(CelString::from(v)));
+            ["response", "headers", ..] => {
+                return headers(HeaderMap::ResponseHeaders, &["response", "headers"])
             }
-        }
-        match name {
-            "upstream_peer" => {
+            ["response", "trailers", ..] => {
+                return headers(HeaderMap::ResponseTrailers, &["response", "trailers"])
+            }
+            ["upstream_peer"] => {
                 return self
                     .upstream_peer()
                     .map(|node| CowVal::owned(PeerVal { node }))
             }
-            "downstream_peer" => {
+            ["downstream_peer"] => {
                 return self
                     .downstream_peer()
                     .map(|node| CowVal::owned(PeerVal { node }))
             }
             _ => {}
         }
-        if is_lazy_map(name) {
+        if is_lazy_map(segs) {
             return Some(CowVal::owned(PathVal {
                 attrs: self,
-                path: name.to_string(),
+                path: segs.iter().map(|s| s.to_string()).collect(),
             }));
         }
-        match name.split_once('.') {
-            Some((root, _)) if ROOTS.contains(&root) => self.dynamic(name).map(CowVal::Owned),
-            Some(_) => None,
-            None if CEL_NAMES.contains(&name) => None,
-            None => self.dynamic(name).map(CowVal::Owned),
+        match segs {
+            [] => None,
+            [name] if CEL_NAMES.contains(name) => None,
+            [_] => self.dynamic(segs).map(CowVal::Owned),
+            [root, ..] if ROOTS.contains(root) => self.dynamic(segs).map(CowVal::Owned),
+            _ => None,
         }
     }
 }

@@ -32,22 +32,24 @@ fn no_such_key(key: &str) -> ExecutionError {
 /// same resolver (so known leaves get their types and everything is memoised).
 pub(super) struct PathVal<'a, 'h> {
     pub attrs: &'a Attributes<'h>,
-    pub path: String,
+    pub path: Vec<String>,
 }
 
 impl fmt::Debug for PathVal<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PathVal({})", self.path)
+        write!(f, "PathVal({})", self.path.join("."))
     }
 }
 
 impl PathVal<'_, '_> {
-    fn child(&self, key: &str) -> String {
-        let mut s = String::with_capacity(self.path.len() + 1 + key.len());
-        s.push_str(&self.path);
-        s.push('.');
-        s.push_str(key);
-        s
+    fn segments(&self) -> Vec<&str> {
+        self.path.iter().map(String::as_str).collect()
+    }
+
+    fn child<'s>(&'s self, key: &'s str) -> Vec<&'s str> {
+        let mut segs = self.segments();
+        segs.push(key);
+        segs
     }
 }
 
@@ -87,7 +89,7 @@ impl<'a, 'h> Indexer for PathVal<'a, 'h> {
         Self: 'v,
     {
         let key = key_of(idx)?;
-        match self.attrs.lookup(&self.child(key)) {
+        match self.attrs.lookup_path(&self.child(key)) {
             Some(v) => Ok(v),
             None => Err(no_such_key(key)),
         }
@@ -103,13 +105,13 @@ impl<'a, 'h> Indexer for PathVal<'a, 'h> {
 impl Container for PathVal<'_, '_> {
     fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
         let key = key_of(value)?;
-        Ok(self.attrs.lookup(&self.child(key)).is_some())
+        Ok(self.attrs.lookup_path(&self.child(key)).is_some())
     }
 }
 
 impl Sizer for PathVal<'_, '_> {
     fn size(&self) -> CelInt {
-        CelInt::from(self.attrs.map_size(&self.path))
+        CelInt::from(self.attrs.map_size(&self.segments()))
     }
 }
 
@@ -117,7 +119,7 @@ impl Sizer for PathVal<'_, '_> {
 pub(super) struct HeadersVal<'a, 'h> {
     pub attrs: &'a Attributes<'h>,
     pub map: HeaderMap,
-    pub path: &'static str,
+    pub path: &'static [&'static str],
 }
 
 impl fmt::Debug for HeadersVal<'_, '_> {

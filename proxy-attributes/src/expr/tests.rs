@@ -463,3 +463,34 @@ fn pratt_parser_agrees_with_the_antlr_parser() {
         }
     }
 }
+
+#[test]
+fn map_keys_containing_dots_stay_one_path_segment() {
+    let host = FakeHost::new()
+        .with_str(
+            &[
+                "node",
+                "metadata",
+                "LABELS",
+                "service.istio.io/canonical-name",
+            ],
+            "webapp",
+        )
+        .with_str(&["filter_state", "wasm.istio_operationId"], "getitems");
+    assert_eq!(
+        label(
+            "node.metadata.LABELS['service.istio.io/canonical-name']",
+            &host
+        )
+        .as_deref(),
+        Some("webapp")
+    );
+    assert_eq!(
+        host.reads(),
+        ["property:node.metadata.LABELS.service.istio.io/canonical-name"]
+    );
+    assert_eq!(
+        label("filter_state['wasm.istio_operationId']", &host).as_deref(),
+        Some("getitems")
+    );
+}

@@ -92,6 +92,19 @@ impl PeerNode {
         structs::node_to_struct(self)
     }
 
+    /// The `x-envoy-peer-metadata` value metadata exchange sends for this node:
+    /// `struct_header_value(&self.to_struct())`.
+    pub fn header_value(&self) -> String {
+        struct_header_value(&self.to_struct())
+    }
+
+    /// This node as Envoy serialises the `node.metadata` property (a pairs map; `LABELS` and
+    /// `PLATFORM_METADATA` nested pairs maps; lists comma-joined): the inverse of
+    /// [`PeerNode::from_node_metadata`], for hosts and tests that play Envoy.
+    pub fn to_node_metadata(&self) -> Vec<u8> {
+        node_metadata::encode(self)
+    }
+
     /// The `upstream_host_metadata.filter_metadata.istio.workload` fallback
     /// (`workload;namespace;canonical_service;canonical_revision;cluster`, stats-spec §6.5):
     /// accepted with at least `min_parts` `;`-separated parts (5 on Istio 1.16+, 4 on 1.13–1.15).

@@ -4,7 +4,7 @@
 //! `extractLocalNodeFlatBuffer` (`extensions/common/context.cc`), which reads the same keys.
 
 use super::{sort_entries, split_list, PeerNode, MAX_ENTRIES, MAX_FLATBUFFER_BYTES};
-use crate::values::decode_pairs;
+use crate::values::{decode_pairs, encode_pairs};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -52,4 +52,34 @@ pub(super) fn decode(bytes: &[u8]) -> Option<PeerNode> {
         }
     }
     Some(node)
+}
+
+pub(super) fn encode(node: &PeerNode) -> Vec<u8> {
+    let mut pairs: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (key, value) in [
+        ("NAME", &node.name),
+        ("NAMESPACE", &node.namespace),
+        ("OWNER", &node.owner),
+        ("WORKLOAD_NAME", &node.workload_name),
+        ("ISTIO_VERSION", &node.istio_version),
+        ("MESH_ID", &node.mesh_id),
+        ("CLUSTER_ID", &node.cluster_id),
+    ] {
+        if !value.is_empty() {
+            pairs.push((key, value.as_bytes().to_vec()));
+        }
+    }
+    if let Some(labels) = &node.labels {
+        pairs.push(("LABELS", encode_pairs(labels)));
+    }
+    if !node.platform_metadata.is_empty() {
+        pairs.push(("PLATFORM_METADATA", encode_pairs(&node.platform_metadata)));
+    }
+    if !node.app_containers.is_empty() {
+        pairs.push(("APP_CONTAINERS", node.app_containers.join(",").into_bytes()));
+    }
+    if !node.instance_ips.is_empty() {
+        pairs.push(("INSTANCE_IPS", node.instance_ips.join(",").into_bytes()));
+    }
+    encode_pairs(&pairs)
 }

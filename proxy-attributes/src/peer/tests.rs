@@ -255,3 +255,14 @@ fn to_struct_matches_extract_struct_from_node_flatbuffer() {
     assert_eq!(back.fields.get("MESH_ID"), Some(&s("cluster.local")));
     assert_eq!(PeerNode::from_struct(&back), node);
 }
+
+#[test]
+fn node_metadata_and_header_encoders_round_trip() {
+    let node = PeerNode::from_struct(&gateway_struct());
+    let back = PeerNode::from_node_metadata(&node.to_node_metadata()).unwrap();
+    assert_eq!(back, node);
+    assert_eq!(
+        PeerNode::from_header_value(&node.header_value()).unwrap(),
+        node
+    );
+}
