@@ -6,13 +6,14 @@
 //! * `test`  — every test: the workspace natively, then the plugins' pure logic inside wasm32
 //!   (wasm-bindgen-test under node) when `wasm-bindgen-test-runner` is installed.
 
+use std::io::Write;
 use std::process::{Command, ExitCode};
 use xtask::{plugins, workspace};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("wasm") => wasm(),
+        Some("wasm") => wasm(&mut std::io::stdout()),
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         _ => {
@@ -29,24 +30,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn wasm() -> Result<(), String> {
+/// Builds the plugins and writes the size table to `out` (stderr for the demo, whose stdout is
+/// the Prometheus text).
+fn wasm(out: &mut dyn std::io::Write) -> Result<(), String> {
     let report = plugins::build()?;
-    println!("plugins in {}", report.dir.display());
+    let _ = writeln!(out, "plugins in {}", report.dir.display());
     for m in &report.modules {
         let name = m.file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
         if m.optimised {
-            println!(
+            let _ = writeln!(
+                out,
                 "  {name:<26} {:>9} bytes ({:>9} before wasm-opt)",
                 m.final_bytes, m.cargo_bytes
             );
         } else {
-            println!(
+            let _ = writeln!(
+                out,
                 "  {name:<26} {:>9} bytes (wasm-opt not installed: apt-get install binaryen)",
                 m.final_bytes
             );
         }
     }
-    println!(
+    let _ = writeln!(
+        out,
         "  cargo {:.1} s, wasm-opt {:.1} s",
         report.cargo_time.as_secs_f64(),
         report.wasm_opt_time.as_secs_f64()
@@ -55,7 +61,7 @@ fn wasm() -> Result<(), String> {
 }
 
 fn demo(extra: &[String]) -> Result<(), String> {
-    wasm()?;
+    wasm(&mut std::io::stderr())?;
     let root = workspace::root();
     let mut cmd = Command::new(workspace::cargo());
     cmd.current_dir(&root)
