@@ -6,7 +6,6 @@
 //! * `test`  — every test: the workspace natively, then the plugins' pure logic inside wasm32
 //!   (wasm-bindgen-test under node) when `wasm-bindgen-test-runner` is installed.
 
-use std::io::Write;
 use std::process::{Command, ExitCode};
 use xtask::{plugins, workspace};
 
