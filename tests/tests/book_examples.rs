@@ -39,7 +39,6 @@ fn dump(samples: &[&Sample]) -> String {
 /// pod's extraStatTags both dimensions become labels (without a stats_tags rule Envoy would leave
 /// them inside the metric name, stats-spec §5.3).
 #[test]
-#[ignore = "waits for the harness replay library entry point"]
 fn a_extra_dimensions_and_removed_tag() {
     let x = run("a_extra_dimensions_and_removed_tag");
 
@@ -111,7 +110,6 @@ fn a_extra_dimensions_and_removed_tag() {
 /// plugins add to the one label-less series (same Envoy stat name). POSTs evaluate to 0 and a
 /// COUNTER increment of 0 is skipped (stats-spec §2, §4.1).
 #[test]
-#[ignore = "waits for the harness replay library entry point"]
 fn b_get_calls_definition() {
     let x = run("b_get_calls_definition");
     let calls: Vec<&Sample> = x
@@ -142,7 +140,6 @@ fn b_get_calls_definition() {
 /// Traffic: GET x5, POST x3 (201), DELETE x2, PUT x4 on /items, GET /other x6; PUT /items and
 /// GET /other share every label, so `unknown` is one series of 10.
 #[test]
-#[ignore = "waits for the harness replay library entry point"]
 fn c_attributegen_operation_dimension() {
     let x = run("c_attributegen_operation_dimension");
     let out = series(&x, "istio_requests_total", "source");

@@ -2,7 +2,8 @@
 //! replayed end to end through the real `.wasm` plugins, the Prometheus text parsed and compared
 //! with `expected.yaml`: exact names and values, label sets compared order-independently (Istio's
 //! `driver.ExactStat` compares parsed metric families), every failing scenario reported by name
-//! with a label diff.
+//! with a label diff. A scenario marked `known_failure` (a named defect elsewhere in the project)
+//! still runs and prints its diff, without failing the test until it starts passing.
 
 use e2e_tests::prom;
 use e2e_tests::prom::golden::{self, compare, load_all, replay, Status};
@@ -22,12 +23,12 @@ fn scenario_data_is_complete_and_decodes() {
 }
 
 #[test]
-#[ignore = "waits for the harness replay library entry point"]
 fn istio_golden_scenarios() {
     let scenarios = load_all(&golden::istio_dir());
     let mut failures = Vec::new();
     let mut passed = Vec::new();
     let mut blocked = Vec::new();
+    let mut known = Vec::new();
     for s in &scenarios {
         if let Status::Blocked(why) = &s.status {
             blocked.push(format!("{}: {why}", s.name));
@@ -48,24 +49,32 @@ fn istio_golden_scenarios() {
             }
         };
         let problems = compare(&s.expected, &exposition);
-        if problems.is_empty() {
-            passed.push(s.name.clone());
-        } else {
-            failures.push(format!(
+        match (&s.known_failure, problems.is_empty()) {
+            (None, true) => passed.push(s.name.clone()),
+            (Some(why), true) => failures.push(format!(
+                "== {}: passes now; remove its known_failure ({why})",
+                s.name
+            )),
+            (Some(why), false) => known.push(format!("{}: {why}\n{}", s.name, problems.join("\n"))),
+            (None, false) => failures.push(format!(
                 "== {} ({}):\n{}\n-- actual text:\n{}",
                 s.name,
                 s.source,
                 problems.join("\n"),
                 text
-            ));
+            )),
         }
     }
     eprintln!(
-        "istio goldens: {} passed, {} failed, {} blocked",
+        "istio goldens: {} passed, {} failed, {} known failures, {} blocked",
         passed.len(),
         failures.len(),
+        known.len(),
         blocked.len()
     );
+    for k in &known {
+        eprintln!("known failure: {k}");
+    }
     for b in &blocked {
         eprintln!("blocked: {b}");
     }
