@@ -32,9 +32,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Load the chains without traffic; report each plugin's configure result and log lines.
     ///
-    /// Exit 0 when every plugin accepted its configuration; exit 1 when a plugin rejected it
-    /// (proxy_on_configure returned false or the VM failed to start) or logged at error or
-    /// critical level while configuring, or when the setup itself is unusable.
+    /// Exit 0 when every plugin accepted its configuration silently; exit 1 when a plugin
+    /// rejected it (proxy_on_configure returned false or the VM failed to start), or logged at
+    /// warning level or above while configuring (istio.stats reports bad configuration that way
+    /// and degrades instead of rejecting), or when the setup itself is unusable.
     Check(SetupArgs),
     /// Render the per-version EnvoyFilter set from an IstioOperator metric schema.
     Render(RenderArgs),
@@ -57,9 +58,9 @@ pub struct SetupArgs {
     #[arg(long, value_name = "FILE")]
     pub node: Option<PathBuf>,
 
-    /// EnvoyFilter files or folders (repeatable). Default: the workspace's
+    /// EnvoyFilter file or folder; repeat the flag for more. Default: the workspace's
     /// envoyfilters/1.<minor>/ for --proxy-version.
-    #[arg(long, value_name = "PATH", num_args = 1..)]
+    #[arg(long, value_name = "PATH")]
     pub envoyfilter: Vec<PathBuf>,
 
     /// Where `vm_config.code.local.filename` is looked up by file name. Null-VM inline names

@@ -2,6 +2,7 @@
 //! chains loaded from `--wasm-dir`.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 
 use envoyfilter_model::chain::WasmCode;
 
@@ -11,6 +12,7 @@ use crate::host_state::LogEntry;
 use crate::profile::Profile;
 use crate::proxy::{LoadError, LoadReport, Proxy};
 use crate::replay::chains::resolve_code;
+use crate::vm::cache::ModuleCache;
 
 /// Why the proxy could not be built.
 pub enum LoadFailure {
@@ -20,13 +22,28 @@ pub enum LoadFailure {
     Plugin(Box<LoadError>),
 }
 
+/// Compiled modules persist in `$HARNESS_MODULE_CACHE`, default `<workspace>/target/harness-module-cache`
+/// (compiling a plugin costs seconds; reloading an artifact milliseconds). `HARNESS_MODULE_CACHE=off`
+/// disables it.
+fn module_cache() -> ModuleCache {
+    match std::env::var_os("HARNESS_MODULE_CACHE") {
+        Some(v) if v == "off" => ModuleCache::new(),
+        Some(v) => ModuleCache::new().with_dir(PathBuf::from(v)),
+        None => ModuleCache::new().with_dir(
+            crate::replay::chains::workspace_root()
+                .join("target")
+                .join("harness-module-cache"),
+        ),
+    }
+}
+
 /// Builds the proxy and loads the chains. `note` receives substitution remarks.
 pub fn load_proxy(
     setup: &Setup,
     note: &mut dyn FnMut(String),
 ) -> Result<(Proxy, LoadReport), LoadFailure> {
     let profile = Profile::from_proxy_version(&setup.version.full).map_err(LoadFailure::Setup)?;
-    let mut proxy = Proxy::new(profile, setup.node.clone());
+    let mut proxy = Proxy::with_cache(profile, setup.node.clone(), module_cache());
     let notes = RefCell::new(Vec::new());
     let resolver = |code: &WasmCode| -> Result<Vec<u8>, String> {
         let module = resolve_code(code, &setup.wasm_dir)?;

@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(m["LABELS"]["service.istio.io/canonical-name"], "webapp");
         assert_eq!(m["LABELS"]["service.istio.io/canonical-revision"], "v1");
         assert!(node.id.starts_with("sidecar~"));
-        assert!(extra_stat_tags(&node).is_empty());
+        assert_eq!(extra_stat_tags(&node), ["upstream_operation"]);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Decoder {
         let raw = raw.map_err(|e| {
             let path = track.path().to_string();
             let msg = strip_position(&e.to_string());
-            if path == "." || path.is_empty() {
+            if path == "." || path == "?" || path.is_empty() {
                 msg
             } else {
                 format!("{path}: {msg}")
