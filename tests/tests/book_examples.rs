@@ -203,3 +203,43 @@ fn c_attributegen_runs_before_stats() {
     );
     eprintln!("outbound chain: {chain:?}");
 }
+
+/// Why the book's pods need extraStatTags: without a stats_tags rule for the two new dimension
+/// names, Envoy's tag extraction leaves them inside the stat name, so Prometheus shows a family
+/// named after them (sanitised, e.g. istio/istio#39932's `test___GET___istio_requests_total`)
+/// instead of labels (stats-spec §5.3).
+#[test]
+fn a_without_extra_stat_tags_dimensions_stay_in_the_name() {
+    let dir = istio_dir()
+        .join("book")
+        .join("a_extra_dimensions_and_removed_tag");
+    let mut s = Scenario::load(&dir).unwrap();
+    let mut node = e2e_tests::prom::golden::read_commented_json(&s.node).unwrap();
+    node["metadata"]["PROXY_CONFIG"]["extraStatTags"] = serde_json::json!([]);
+    let tmp = std::env::temp_dir().join(format!("book-a-node-{}.yaml", std::process::id()));
+    std::fs::write(&tmp, node.to_string()).unwrap();
+    s.node = tmp.clone();
+    let text = e2e_tests::prom::golden::replay(&s);
+    let _ = std::fs::remove_file(&tmp);
+    let x = prom::parse(&text.unwrap()).unwrap();
+    assert!(
+        x.samples
+            .iter()
+            .all(|s| !s.labels.contains_key("upstream_proxy_version")),
+        "no label without a stats_tags rule"
+    );
+    let folded: Vec<&str> = x
+        .names()
+        .into_iter()
+        .filter(|n| n.contains("upstream_proxy_version") && n.ends_with("istio_requests_total"))
+        .collect();
+    assert!(!folded.is_empty(), "families: {:?}", x.names());
+    // requests_total keeps its standard labels; the folded family carries both directions.
+    let total: f64 = x
+        .samples
+        .iter()
+        .filter(|s| folded.contains(&s.name.as_str()))
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(total, 20.0);
+}
