@@ -268,6 +268,8 @@ pub mod golden {
         pub name: String,
         pub labels: BTreeMap<String, String>,
         pub value: f64,
+        /// The family's `# TYPE` (`counter`, `gauge`, `histogram`), when the expectation names it.
+        pub kind: Option<String>,
         /// Why a value deviates from the template, when it does.
         pub note: Option<String>,
     }
@@ -331,6 +333,7 @@ pub mod golden {
                     name: name.to_string(),
                     labels,
                     value,
+                    kind: s.get("type").and_then(Json::as_str).map(str::to_string),
                     note: s.get("note").and_then(Json::as_str).map(str::to_string),
                 });
             }
@@ -393,6 +396,17 @@ pub mod golden {
                             actual.names()
                         )),
                     }
+                }
+            }
+        }
+        for e in &expected.series {
+            if let Some(kind) = &e.kind {
+                let actual_kind = actual.types.get(&e.name);
+                if actual_kind != Some(kind) && actual.has_family(&e.name) {
+                    problems.push(format!(
+                        "{}: TYPE {:?}, expected {kind}",
+                        e.name, actual_kind
+                    ));
                 }
             }
         }

@@ -130,6 +130,10 @@ fn comparator_catches_each_kind_of_mismatch() {
     let p = compare(&s.expected, &prom::parse(&missing_build).unwrap());
     assert!(p.iter().any(|m| m.contains("istio_build")), "{p:?}");
 
+    let as_counter = good.replace("# TYPE istio_build gauge", "# TYPE istio_build counter");
+    let p = compare(&s.expected, &prom::parse(&as_counter).unwrap());
+    assert!(p.iter().any(|m| m.contains("expected gauge")), "{p:?}");
+
     let dir = golden::istio_dir().join("customized_client_overrides_definitions_drop");
     let c = golden::Scenario::load(&dir).unwrap();
     let with_hist = "# TYPE istio_request_duration_milliseconds histogram\n\
