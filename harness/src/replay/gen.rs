@@ -29,38 +29,98 @@ const CATALOG_UPSTREAM: &str = r#"{"cluster":"outbound|80||catalog.istioinaction
 /// Writes `events` HTTP events, one per line.
 pub fn write_http_events(out: &mut impl Write, events: u64) -> io::Result<()> {
     let mut rng = Lcg(0x5eed);
+    for i in 0..events {
+        write_event(out, &mut rng, i)?;
+    }
+    Ok(())
+}
+
+/// The same events as a streaming reader (nothing is stored: lines are generated as the
+/// previous ones are consumed), for benchmarks that must not hold a file in memory.
+pub struct GenReader {
+    rng: Lcg,
+    next: u64,
+    events: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl GenReader {
+    pub fn new(events: u64) -> Self {
+        Self {
+            rng: Lcg(0x5eed),
+            next: 0,
+            events,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+        }
+    }
+}
+
+impl io::Read for GenReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let data = io::BufRead::fill_buf(self)?;
+            let n = data.len().min(out.len());
+            out[..n].copy_from_slice(&data[..n]);
+            n
+        };
+        io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl io::BufRead for GenReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.buf.len() && self.next < self.events {
+            self.buf.clear();
+            self.pos = 0;
+            // A few lines per refill keeps the per-call overhead low.
+            while self.buf.len() < 2048 && self.next < self.events {
+                write_event(&mut self.buf, &mut self.rng, self.next)?;
+                self.next += 1;
+            }
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.buf.len());
+    }
+}
+
+/// Event `i`: even ones inbound from the gateway, odd ones outbound to catalog.
+fn write_event(out: &mut impl Write, rng: &mut Lcg, i: u64) -> io::Result<()> {
     let outbound = [
         ("GET", "/items"),
         ("POST", "/items"),
         ("DELETE", "/items"),
         ("GET", "/api/catalog"),
     ];
-    for i in 0..events {
-        let code = match rng.below(100) {
-            0..=1 => 503,
-            2..=4 => 500,
-            5..=9 => 404,
-            _ => 200,
-        };
-        let duration = 1 + rng.below(300);
-        let resp_bytes = rng.below(4000);
-        if i % 2 == 0 {
-            writeln!(
-                out,
-                r#"{{"kind":"http","direction":"inbound","duration_ms":{duration},"request":{{"method":"GET","path":"/api/catalog","authority":"webapp.istioinaction.io:30000","headers":{{"user-agent":"curl/8.7.1","x-forwarded-for":"172.18.0.1"}}}},"response":{{"code":{code},"headers":{{"content-type":"application/json"}},"body_bytes":{resp_bytes}}},"peer":{GATEWAY_PEER},"connection":{{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account","local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp","source_address":"10.10.0.9:47000","destination_address":"10.10.0.17:8080"}}}}"#
-            )?;
+    let code = match rng.below(100) {
+        0..=1 => 503,
+        2..=4 => 500,
+        5..=9 => 404,
+        _ => 200,
+    };
+    let duration = 1 + rng.below(300);
+    let resp_bytes = rng.below(4000);
+    if i % 2 == 0 {
+        writeln!(
+            out,
+            r#"{{"kind":"http","direction":"inbound","duration_ms":{duration},"request":{{"method":"GET","path":"/api/catalog","authority":"webapp.istioinaction.io:30000","headers":{{"user-agent":"curl/8.7.1","x-forwarded-for":"172.18.0.1"}}}},"response":{{"code":{code},"headers":{{"content-type":"application/json"}},"body_bytes":{resp_bytes}}},"peer":{GATEWAY_PEER},"connection":{{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account","local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp","source_address":"10.10.0.9:47000","destination_address":"10.10.0.17:8080"}}}}"#
+        )?;
+    } else {
+        let (method, path) = outbound[rng.below(outbound.len() as u64) as usize];
+        let req_bytes = if method == "POST" {
+            64 + rng.below(512)
         } else {
-            let (method, path) = outbound[rng.below(outbound.len() as u64) as usize];
-            let req_bytes = if method == "POST" {
-                64 + rng.below(512)
-            } else {
-                0
-            };
-            writeln!(
-                out,
-                r#"{{"kind":"http","direction":"outbound","duration_ms":{duration},"request":{{"method":"{method}","path":"{path}","authority":"catalog.istioinaction:80","headers":{{"user-agent":"beegoServer"}},"body_bytes":{req_bytes}}},"response":{{"code":{code},"headers":{{"content-type":"application/json"}},"body_bytes":{resp_bytes}}},"peer":{CATALOG_PEER},"connection":{{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istioinaction/sa/catalog","local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp","source_address":"10.10.0.17:46590","destination_address":"10.10.0.14:3000"}},"upstream":{CATALOG_UPSTREAM}}}"#
-            )?;
-        }
+            0
+        };
+        writeln!(
+            out,
+            r#"{{"kind":"http","direction":"outbound","duration_ms":{duration},"request":{{"method":"{method}","path":"{path}","authority":"catalog.istioinaction:80","headers":{{"user-agent":"beegoServer"}},"body_bytes":{req_bytes}}},"response":{{"code":{code},"headers":{{"content-type":"application/json"}},"body_bytes":{resp_bytes}}},"peer":{CATALOG_PEER},"connection":{{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istioinaction/sa/catalog","local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp","source_address":"10.10.0.17:46590","destination_address":"10.10.0.14:3000"}},"upstream":{CATALOG_UPSTREAM}}}"#
+        )?;
     }
     Ok(())
 }
@@ -87,5 +147,14 @@ mod tests {
             }
         }
         assert_eq!(inbound, 100);
+    }
+
+    #[test]
+    fn reader_yields_the_same_bytes() {
+        let mut written = Vec::new();
+        write_http_events(&mut written, 57).unwrap();
+        let mut read = Vec::new();
+        io::Read::read_to_end(&mut GenReader::new(57), &mut read).unwrap();
+        assert_eq!(read, written);
     }
 }
