@@ -269,3 +269,49 @@ fn demo_prints_the_standard_families() {
         run.stderr
     );
 }
+
+/// The ingress gateway's view (`testdata/traffic/gateway.jsonl`, GATEWAY context, reporter
+/// "source" as on Istio gateways): 18 + 3 + 1 calls reach webapp (peer known from the response
+/// metadata), one times out upstream (UT, no peer → destination "unknown").
+#[test]
+fn gateway_traffic_reports_as_source() {
+    let run = replay(&[
+        "--node",
+        "testdata/nodes/ingressgateway.yaml",
+        "testdata/traffic/gateway.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let requests = families(&run.stdout, &["istio_requests_total"]);
+    let summary: Vec<String> = requests
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let label = |name: &str| {
+                l.split(&format!(",{name}=\""))
+                    .nth(1)
+                    .or_else(|| l.split(&format!("{{{name}=\"")).nth(1))
+                    .and_then(|v| v.split('"').next())
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            format!(
+                "{} {} {} {} {}",
+                label("response_code"),
+                label("reporter"),
+                label("destination_workload"),
+                label("response_flags"),
+                l.rsplit(' ').next().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "504 source unknown UT 1",
+            "200 source webapp - 18",
+            "404 source webapp - 1",
+            "500 source webapp - 3",
+        ]
+    );
+    assert!(requests.contains("source_workload=\"istio-ingressgateway\""));
+}
