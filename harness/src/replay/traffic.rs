@@ -148,24 +148,14 @@ impl Decoder {
     /// Decodes one non-blank line (the line counter must already point at it).
     pub fn decode(&mut self, text: &str) -> Result<DecodedEvent, String> {
         let mut ignored = Vec::new();
-        let mut track = serde_path_to_error::Track::new();
         let mut json = serde_json::Deserializer::from_str(text);
-        let raw: Result<RawEvent, _> = {
-            let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
-            serde_ignored::deserialize(tracked, |path| {
-                // serde_ignored shows Option layers as `?`.
-                ignored.push(path.to_string().replace("?.", ""))
-            })
-        };
-        let raw = raw.map_err(|e| {
-            let path = track.path().to_string();
-            let msg = strip_position(&e.to_string());
-            if path == "." || path == "?" || path.is_empty() {
-                msg
-            } else {
-                format!("{path}: {msg}")
-            }
-        })?;
+        // Fast path without field-path tracking; errors are rare, so the path is only worked
+        // out (by decoding again with tracking) when there is one to report.
+        let raw: Result<RawEvent, _> = serde_ignored::deserialize(&mut json, |path| {
+            // serde_ignored shows Option layers as `?`.
+            ignored.push(path.to_string().replace("?.", ""))
+        });
+        let raw = raw.map_err(|_| error_with_path(text))?;
         json.end().map_err(|e| strip_position(&e.to_string()))?;
         let start_ns = match &raw.start {
             Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
@@ -215,6 +205,25 @@ impl Decoder {
     /// Advances the line counter (for callers that feed lines themselves).
     pub fn next_line(&mut self) {
         self.line += 1;
+    }
+}
+
+/// Decodes again with path tracking to name the field at fault.
+fn error_with_path(text: &str) -> String {
+    let mut track = serde_path_to_error::Track::new();
+    let mut json = serde_json::Deserializer::from_str(text);
+    let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+    match RawEvent::deserialize(tracked) {
+        Ok(_) => "invalid event".to_string(),
+        Err(e) => {
+            let path = track.path().to_string();
+            let msg = strip_position(&e.to_string());
+            if path == "." || path == "?" || path.is_empty() {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        }
     }
 }
 
