@@ -1,6 +1,7 @@
 //! The replay loop: traffic lines → events → a proxy, one line at a time, with per-line
 //! problems reported as they happen and counted for the summary.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
 use std::time::{Duration, Instant};
@@ -56,7 +57,16 @@ pub struct Summary {
     pub lines_skipped: u64,
     pub events_failed: u64,
     pub warnings: u64,
+    /// Skipped lines per reason kind (the field at fault, or the kind of syntax error).
+    pub skip_reasons: BTreeMap<String, u64>,
     pub wall: Duration,
+}
+
+/// A short key for a skip reason: the field path before `:` (`duration_ms`, `response.flags`),
+/// else the start of the message (`EOF while parsing`, `expected value`, `not UTF-8`).
+pub fn reason_kind(reason: &str) -> String {
+    let head = reason.split(": ").next().unwrap_or(reason);
+    head.split(' ').take(3).collect::<Vec<_>>().join(" ")
 }
 
 impl Summary {
@@ -84,7 +94,16 @@ impl fmt::Display for Summary {
             self.warnings,
             self.wall.as_secs_f64(),
             self.events_per_second()
-        )
+        )?;
+        if !self.skip_reasons.is_empty() {
+            let reasons: Vec<String> = self
+                .skip_reasons
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect();
+            write!(f, "; skipped by reason: {}", reasons.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +129,10 @@ pub fn replay_source<R: BufRead, S: EventSink>(
             Ok(ev) => ev,
             Err(LineError { line, reason }) => {
                 summary.lines_skipped += 1;
+                *summary
+                    .skip_reasons
+                    .entry(reason_kind(&reason))
+                    .or_default() += 1;
                 report(problem(line, ProblemKind::BadLine, reason));
                 continue;
             }
@@ -219,6 +242,32 @@ mod tests {
             problems[1]
         );
         assert_eq!(problems[2], "t.jsonl:5: event failed: plugin trapped");
+        assert!(
+            summary
+                .to_string()
+                .ends_with("; skipped by reason: expected value ×1"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn reason_kinds() {
+        assert_eq!(
+            reason_kind("duration_ms: invalid type: string"),
+            "duration_ms"
+        );
+        assert_eq!(
+            reason_kind("response.flags: unknown response flag"),
+            "response.flags"
+        );
+        assert_eq!(
+            reason_kind("EOF while parsing an object"),
+            "EOF while parsing"
+        );
+        assert_eq!(
+            reason_kind("not UTF-8: invalid utf-8 sequence"),
+            "not UTF-8"
+        );
     }
 
     #[test]
