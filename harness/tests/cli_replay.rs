@@ -317,3 +317,29 @@ fn gateway_traffic_reports_as_source() {
     );
     assert!(requests.contains("source_workload=\"istio-ingressgateway\""));
 }
+
+/// The book's own attributegen EnvoyFilter names the null-VM plugin `envoy.wasm.attributegen`:
+/// it runs as our attributegen_plugin.wasm, and stderr says so.
+#[test]
+fn null_vm_names_are_substituted_with_a_note() {
+    let run = replay(&[
+        "--envoyfilter",
+        "testdata/traffic/cli/istio-default-1.17/stats-filter.yaml",
+        "--envoyfilter",
+        "testdata/traffic/cli/book-attributegen.yaml",
+        "testdata/traffic/cli/book_items.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "note: null-VM code \"envoy.wasm.attributegen\" runs as our attributegen_plugin.wasm"
+        ),
+        "{}",
+        run.stderr
+    );
+    // No Wasm attributegen in the default file set here, so the type_* counters come from the
+    // book's filter alone; it ran on the outbound events.
+    assert!(run
+        .stdout
+        .contains("type_runtime_error_count{wasm_filter=\"attributegen\"} 0"));
+}
