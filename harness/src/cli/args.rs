@@ -26,9 +26,14 @@ pub enum Command {
     /// and counted, not fatal); exit 1 with the reason when the setup is unusable (bad node or
     /// EnvoyFilter YAML, missing .wasm, a plugin rejected its configuration, unreadable traffic).
     ///
-    /// Traffic format: /work/shared/spec/replay-format.md (one JSON object per line). Unknown
-    /// fields are ignored with one warning per field name; a line with a wrong type or bad value
-    /// is reported and skipped.
+    /// Traffic format: the replay-format contract (one JSON object per line; blank lines
+    /// skipped). Unknown fields are ignored with one warning per field path; a line with a wrong
+    /// type or a bad value (unknown response flag, bad RFC 3339 time) is reported and skipped.
+    /// Additions to the contract: `"response": null` = stream reset; `response.flags` may be the
+    /// integer bitmask; `connection.id`.
+    ///
+    /// Compiled modules are cached in <workspace>/target/harness-module-cache
+    /// (HARNESS_MODULE_CACHE=DIR moves it, =off disables it).
     Replay(ReplayArgs),
     /// Load the chains without traffic; report each plugin's configure result and log lines.
     ///
@@ -85,7 +90,7 @@ pub struct ReplayArgs {
     #[arg(required = true, value_name = "TRAFFIC")]
     pub traffic: Vec<PathBuf>,
 
-    /// Print a benchmark summary (events/s, peak memory) on stderr instead of nothing extra.
+    /// Also print a benchmark line on stderr: setup time, events/s, peak RSS (VmHWM).
     #[arg(long)]
     pub bench: bool,
 
