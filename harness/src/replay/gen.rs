@@ -105,7 +105,7 @@ fn write_event(out: &mut impl Write, rng: &mut Lcg, i: u64) -> io::Result<()> {
     };
     let duration = 1 + rng.below(300);
     let resp_bytes = rng.below(4000);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         writeln!(
             out,
             r#"{{"kind":"http","direction":"inbound","duration_ms":{duration},"request":{{"method":"GET","path":"/api/catalog","authority":"webapp.istioinaction.io:30000","headers":{{"user-agent":"curl/8.7.1","x-forwarded-for":"172.18.0.1"}}}},"response":{{"code":{code},"headers":{{"content-type":"application/json"}},"body_bytes":{resp_bytes}}},"peer":{GATEWAY_PEER},"connection":{{"mtls":true,"peer_principal":"spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account","local_principal":"spiffe://cluster.local/ns/istioinaction/sa/webapp","source_address":"10.10.0.9:47000","destination_address":"10.10.0.17:8080"}}}}"#
