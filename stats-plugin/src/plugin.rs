@@ -3,7 +3,7 @@
 //! calls through [`Metrics`]. The wasm glue owns the contexts and forwards callbacks here.
 
 use crate::attributes::node::{read_local_node, service_name_fallback, NodeDims};
-use crate::attributes::peer::{self, Peer};
+use crate::attributes::peer::{self, Peer, PeerCache};
 use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
 use crate::config;
 use crate::expressions::Scope;
@@ -34,6 +34,7 @@ struct Configured {
     service_name_fallback: String,
     use_host_header_fallback: bool,
     cache: MetricCache,
+    peers: PeerCache,
 }
 
 /// One root context's plugin state.
@@ -132,6 +133,7 @@ impl StatsPlugin {
             service_name_fallback: service_name_fallback(&local_node),
             use_host_header_fallback: !parsed.config.disable_host_header_fallback,
             cache: MetricCache::new(),
+            peers: PeerCache::default(),
         });
         Some(parsed.config.tcp_reporting_duration_ms)
     }
@@ -200,7 +202,13 @@ impl StatsPlugin {
 
         if !stream.peer.as_ref().is_some_and(|p| p.found) {
             let headers_readable = !is_tcp && end_stream;
-            stream.peer = Some(peer::resolve(host, direction, compat, headers_readable));
+            stream.peer = Some(peer::resolve(
+                host,
+                direction,
+                compat,
+                headers_readable,
+                &mut state.peers,
+            ));
         }
         let peer_dims = match &stream.peer {
             Some(p) => {
@@ -225,7 +233,7 @@ impl StatsPlugin {
         }
 
         // Standard dimensions in slot order (`map`, plugin.cc:138-180).
-        let (src, dst) = if direction.is_outbound() {
+        let (src, dst): (&NodeDims, &NodeDims) = if direction.is_outbound() {
             (&state.local, peer_dims)
         } else {
             (peer_dims, &state.local)

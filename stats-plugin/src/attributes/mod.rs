@@ -160,8 +160,15 @@ pub struct Env<'a> {
 }
 
 fn string_property(host: &dyn Host, path: &[&str]) -> Option<String> {
-    host.property(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    host.property(path).map(bytes_to_string)
+}
+
+/// UTF-8 without a copy; invalid sequences replaced (labels are text).
+pub fn bytes_to_string(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }
 
 fn i64_property(host: &dyn Host, path: &[&str]) -> Option<i64> {
@@ -297,7 +304,12 @@ fn populate_destination_service(
 
 /// `populateHTTPRequestInfo`: everything an end-of-stream HTTP/gRPC report needs.
 pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
-    let protocol = request_protocol(host);
+    // Istio re-derives the protocol here; the request headers cannot have changed since
+    // `on_request_headers` read them, so only a stream that skipped that callback reads them.
+    let protocol = match info.protocol {
+        Some(p @ (Protocol::Http | Protocol::Grpc)) => p,
+        _ => request_protocol(host),
+    };
     info.protocol = Some(protocol);
     populate_common(host, env, env.use_host_header_fallback, info);
     if let Some(code) = i64_property(host, &["response", "code"]) {

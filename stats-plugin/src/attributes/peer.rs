@@ -3,8 +3,41 @@
 
 use super::node::NodeDims;
 use super::{Compat, Direction};
+use crate::series::cache::FxBuild;
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::peer::PeerNode;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Decoded peers by their FlatNode bytes: every request from the same peer carries the same
+/// buffer, so the FlatBuffer is decoded once per peer rather than once per request. Bounded:
+/// cleared when full (peers are few; a churn of pods only costs re-decoding).
+#[derive(Default)]
+pub struct PeerCache {
+    map: HashMap<Box<[u8]>, Rc<NodeDims>, FxBuild>,
+}
+
+const PEER_CACHE_MAX: usize = 1024;
+
+impl PeerCache {
+    fn dims(&mut self, bytes: &[u8]) -> Rc<NodeDims> {
+        if let Some(d) = self.map.get(bytes) {
+            return Rc::clone(d);
+        }
+        // Malformed FlatBuffers (Istio would read garbage) count as a found, empty peer:
+        // every peer label becomes `unknown`.
+        let dims = Rc::new(
+            PeerNode::from_flatbuffer(bytes)
+                .map(|n| NodeDims::from_node(&n))
+                .unwrap_or_else(NodeDims::empty),
+        );
+        if self.map.len() >= PEER_CACHE_MAX {
+            self.map.clear();
+        }
+        self.map.insert(bytes.into(), Rc::clone(&dims));
+        dims
+    }
+}
 
 /// What metadata exchange writes when the peer did not speak it (`context.h:38-39`).
 pub const PEER_UNKNOWN_SENTINEL: &[u8] = b"envoy.wasm.metadata_exchange.peer_unknown";
@@ -15,7 +48,7 @@ const PEER_METADATA_HEADER: &str = "x-envoy-peer-metadata";
 /// The outcome of one resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
-    pub dims: NodeDims,
+    pub dims: Rc<NodeDims>,
     /// Real peer metadata was found (filter state or, as an extension, the MX header).
     pub found: bool,
     /// `maybeWaiting()`: not found and the id is not the "peer unknown" sentinel, so a TCP
@@ -37,19 +70,15 @@ pub fn resolve(
     direction: Direction,
     compat: Compat,
     headers_readable: bool,
+    cache: &mut PeerCache,
 ) -> Peer {
     let (id_key, peer_key) = keys(direction);
     let id = host.property(&[id_key]);
     let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
     if id.is_some() && !sentinel {
         if let Some(bytes) = host.property(&[peer_key]) {
-            // Malformed FlatBuffers (Istio would read garbage) count as a found, empty peer:
-            // every peer label becomes `unknown`.
-            let dims = PeerNode::from_flatbuffer(&bytes)
-                .map(|n| NodeDims::from_node(&n))
-                .unwrap_or_else(NodeDims::empty);
             return Peer {
-                dims,
+                dims: cache.dims(&bytes),
                 found: true,
                 maybe_waiting: false,
             };
@@ -67,7 +96,7 @@ pub fn resolve(
             .and_then(|v| PeerNode::from_header_value(&v))
         {
             return Peer {
-                dims: NodeDims::from_node(&node),
+                dims: Rc::new(NodeDims::from_node(&node)),
                 found: true,
                 maybe_waiting: false,
             };
@@ -90,7 +119,7 @@ pub fn resolve(
             .unwrap_or_else(NodeDims::empty),
     };
     Peer {
-        dims,
+        dims: Rc::new(dims),
         found: false,
         maybe_waiting: !sentinel,
     }
