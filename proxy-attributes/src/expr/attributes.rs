@@ -164,9 +164,11 @@ fn unalias<'s, 'a>(segs: &'s [&'a str]) -> &'s [&'a str] {
 }
 
 fn leaf_index(segs: &[&str]) -> Option<usize> {
+    // Compare lengths first: most candidates are ruled out without splitting.
+    let len = segs.iter().map(|s| s.len()).sum::<usize>() + segs.len().saturating_sub(1);
     LEAVES
         .iter()
-        .position(|(n, _)| n.split('.').eq(segs.iter().copied()))
+        .position(|(n, _)| n.len() == len && n.split('.').eq(segs.iter().copied()))
 }
 
 /// A name below which the tree continues and which is cheaper to read per key than whole.
@@ -338,8 +340,20 @@ impl<'h> Attributes<'h> {
 
     /// Resolves a dotted CEL name (`request.method`); see [`Attributes::lookup_path`].
     pub(super) fn lookup<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
-        let segs: Vec<&str> = name.split('.').collect();
-        self.lookup_path(&segs)
+        // Names are short select chains: split onto the stack, fall back to the heap if long.
+        let mut buf = [""; 8];
+        let mut n = 0;
+        for seg in name.split('.') {
+            match buf.get_mut(n) {
+                Some(slot) => *slot = seg,
+                None => {
+                    let segs: Vec<&str> = name.split('.').collect();
+                    return self.lookup_path(&segs);
+                }
+            }
+            n += 1;
+        }
+        self.lookup_path(&buf[..n])
     }
 
     /// Resolves an attribute path given as segments (a map key may contain dots, e.g.
