@@ -25,3 +25,6 @@ mod glue;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod wasm_tests;
