@@ -494,3 +494,123 @@ fn map_keys_containing_dots_stay_one_path_segment() {
         Some("getitems")
     );
 }
+
+/// Token soup: thousands of random (mostly malformed, some valid) expressions over our lazy
+/// values. Compile and evaluation may fail, but must never panic.
+#[test]
+fn random_expressions_never_panic() {
+    let tokens = [
+        "request.headers",
+        "upstream_peer",
+        "upstream_peer.labels",
+        "node.metadata",
+        "request",
+        "response.code",
+        "request.method",
+        "'x-user'",
+        "'app'",
+        "1",
+        "2u",
+        "1.5",
+        "true",
+        "null",
+        "b'x'",
+        "[",
+        "]",
+        "(",
+        ")",
+        "{",
+        "}",
+        ":",
+        ",",
+        ".",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        ">=",
+        "&&",
+        "||",
+        "!",
+        "?",
+        "in",
+        "size",
+        "has",
+        "map",
+        "exists",
+        "all",
+        "filter",
+        "matches",
+        "startsWith",
+        "string",
+        "int",
+        "type",
+        "dyn",
+        "x",
+        "k",
+        "['app']",
+        ".value",
+        "['x-user']",
+        "[0]",
+        ".size()",
+        "'['",
+        "'(a'",
+        "istio_operationId",
+        "xds",
+        "xds.node",
+    ];
+    let host = book_host()
+        .with_property(
+            &["request", "headers"],
+            encode_pairs(&[("x-user", "jason"), (":method", "GET")]),
+        )
+        .with_str(&["istio_operationId"], "getitems");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut compiled = 0;
+    for _ in 0..20000 {
+        let len = 1 + next(10);
+        let src: Vec<&str> = (0..len).map(|_| tokens[next(tokens.len())]).collect();
+        let src = src.join(" ");
+        if let Ok(e) = Expr::compile(&src) {
+            compiled += 1;
+            let _ = e.eval(&Attributes::new(&host));
+        }
+    }
+    // Also the well-formed shapes most likely to hit custom-value code paths.
+    for src in [
+        "size(upstream_peer)",
+        "upstream_peer == upstream_peer",
+        "upstream_peer + 1",
+        "[upstream_peer][0].namespace",
+        "{'a': request.headers}.a['x-user']",
+        "request.headers.map(k, k)",
+        "request.headers.exists(k, k == 'x-user')",
+        "upstream_peer.labels.all(k, true)",
+        "node.metadata.exists(k, true)",
+        "request.headers[1]",
+        "upstream_peer[true]",
+        "upstream_peer.labels['app']",
+        "upstream_peer",
+        "request",
+        "'app' in upstream_peer.labels",
+        "size(upstream_peer.labels)",
+        "upstream_peer.app_containers.size()",
+        "dyn(request.headers)['x-user']",
+        "type(upstream_peer)",
+        "string(request.headers)",
+    ] {
+        let e = Expr::compile(src).unwrap_or_else(|err| panic!("{src}: {err}"));
+        let _ = e.eval(&Attributes::new(&host));
+    }
+    assert!(compiled > 50, "only {compiled} random expressions compiled");
+}
