@@ -370,6 +370,7 @@ impl<'h> Attributes<'h> {
                 attrs: self,
                 map,
                 path,
+                keys: OnceLock::new(),
             })),
             Some(key) if segs.len() == 3 => self
                 .header(map, key)
@@ -402,6 +403,7 @@ impl<'h> Attributes<'h> {
             return Some(CowVal::owned(PathVal {
                 attrs: self,
                 path: segs.iter().map(|s| s.to_string()).collect(),
+                keys: OnceLock::new(),
             }));
         }
         match segs {

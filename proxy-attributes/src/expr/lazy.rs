@@ -5,12 +5,12 @@
 use super::attributes::Attributes;
 use crate::host::HeaderMap;
 use crate::peer::PeerNode;
-use cel::common::traits::{Container, Indexer, Sizer};
+use cel::common::traits::{self, Container, Indexer, Iterable, Sizer};
 use cel::common::types::{CelInt, CelList, CelString, Type, MAP_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::ExecutionError;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 static MAP: Type = MAP_TYPE;
 
@@ -28,11 +28,39 @@ fn no_such_key(key: &str) -> ExecutionError {
     ExecutionError::NoSuchKey(Arc::new(key.to_string()))
 }
 
+/// Iterates a slice of keys (comprehensions over a map iterate its keys).
+struct KeyIter<'b, 'k> {
+    keys: std::slice::Iter<'b, CelString<'k>>,
+}
+
+impl<'b, 'v, 'k: 'v> traits::Iterator<'b, 'v> for KeyIter<'b, 'k> {
+    fn next(&mut self) -> Option<&'b (dyn Val + 'v)> {
+        self.keys.next().map(|k| k as &(dyn Val + 'v))
+    }
+}
+
+/// The keys of the whole map at `path`, read once (one `get_property` of the whole map).
+fn load_keys(attrs: &Attributes<'_>, path: &[&str]) -> Vec<CelString<'static>> {
+    attrs
+        .host()
+        .property(path)
+        .and_then(|b| {
+            crate::values::decode_pairs(&b).map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, _)| CelString::from(String::from_utf8_lossy(k).into_owned()))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
 /// `a.b` where the attribute tree continues below: indexing fetches `a.b.<key>` through the
 /// same resolver (so known leaves get their types and everything is memoised).
 pub(super) struct PathVal<'a, 'h> {
     pub attrs: &'a Attributes<'h>,
     pub path: Vec<String>,
+    pub keys: OnceLock<Vec<CelString<'static>>>,
 }
 
 impl fmt::Debug for PathVal<'_, '_> {
@@ -69,6 +97,12 @@ impl<'a, 'h> Val for PathVal<'a, 'h> {
     fn as_container(&self) -> Option<&dyn Container> {
         Some(self)
     }
+    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
     fn as_sizer(&self) -> Option<&dyn Sizer> {
         Some(self)
     }
@@ -79,6 +113,7 @@ impl<'a, 'h> Val for PathVal<'a, 'h> {
         Box::new(PathVal {
             attrs: self.attrs,
             path: self.path.clone(),
+            keys: OnceLock::new(),
         })
     }
 }
@@ -109,6 +144,18 @@ impl Container for PathVal<'_, '_> {
     }
 }
 
+impl Iterable for PathVal<'_, '_> {
+    fn iter<'b, 'v>(&'b self) -> Box<dyn traits::Iterator<'b, 'v> + 'b>
+    where
+        Self: 'v,
+    {
+        let keys = self
+            .keys
+            .get_or_init(|| load_keys(self.attrs, &self.segments()));
+        Box::new(KeyIter { keys: keys.iter() })
+    }
+}
+
 impl Sizer for PathVal<'_, '_> {
     fn size(&self) -> CelInt {
         CelInt::from(self.attrs.map_size(&self.segments()))
@@ -120,6 +167,7 @@ pub(super) struct HeadersVal<'a, 'h> {
     pub attrs: &'a Attributes<'h>,
     pub map: HeaderMap,
     pub path: &'static [&'static str],
+    pub keys: OnceLock<Vec<CelString<'static>>>,
 }
 
 impl fmt::Debug for HeadersVal<'_, '_> {
@@ -144,6 +192,12 @@ impl<'a, 'h> Val for HeadersVal<'a, 'h> {
     fn as_container(&self) -> Option<&dyn Container> {
         Some(self)
     }
+    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
     fn as_sizer(&self) -> Option<&dyn Sizer> {
         Some(self)
     }
@@ -155,6 +209,7 @@ impl<'a, 'h> Val for HeadersVal<'a, 'h> {
             attrs: self.attrs,
             map: self.map,
             path: self.path,
+            keys: OnceLock::new(),
         })
     }
 }
@@ -181,6 +236,16 @@ impl<'a, 'h> Indexer for HeadersVal<'a, 'h> {
 impl Container for HeadersVal<'_, '_> {
     fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
         Ok(self.attrs.header(self.map, key_of(value)?).is_some())
+    }
+}
+
+impl Iterable for HeadersVal<'_, '_> {
+    fn iter<'b, 'v>(&'b self) -> Box<dyn traits::Iterator<'b, 'v> + 'b>
+    where
+        Self: 'v,
+    {
+        let keys = self.keys.get_or_init(|| load_keys(self.attrs, self.path));
+        Box::new(KeyIter { keys: keys.iter() })
     }
 }
 
@@ -248,10 +313,8 @@ impl<'a> PeerVal<'a> {
             "labels" => n
                 .labels
                 .as_deref()
-                .map(|l| Box::new(KeyValMap { entries: l }) as Box<dyn Val + 'a>),
-            "platform_metadata" => Some(Box::new(KeyValMap {
-                entries: &n.platform_metadata,
-            })),
+                .map(|l| Box::new(KeyValMap::new(l)) as Box<dyn Val + 'a>),
+            "platform_metadata" => Some(Box::new(KeyValMap::new(&n.platform_metadata))),
             "app_containers" => list(&n.app_containers),
             "instance_ips" => list(&n.instance_ips),
             _ => None,
@@ -288,9 +351,17 @@ impl Container for PeerVal<'_> {
 #[derive(Debug)]
 pub(super) struct KeyValMap<'a> {
     entries: &'a [(String, String)],
+    keys: OnceLock<Vec<CelString<'a>>>,
 }
 
 impl<'a> KeyValMap<'a> {
+    fn new(entries: &'a [(String, String)]) -> Self {
+        KeyValMap {
+            entries,
+            keys: OnceLock::new(),
+        }
+    }
+
     fn find(&self, key: &str) -> Option<&'a (String, String)> {
         let entries = self.entries;
         entries
@@ -316,6 +387,12 @@ impl<'a> Val for KeyValMap<'a> {
     fn as_container(&self) -> Option<&dyn Container> {
         Some(self)
     }
+    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
     fn as_sizer(&self) -> Option<&dyn Sizer> {
         Some(self)
     }
@@ -325,6 +402,7 @@ impl<'a> Val for KeyValMap<'a> {
     {
         Box::new(KeyValMap {
             entries: self.entries,
+            keys: OnceLock::new(),
         })
     }
 }
@@ -354,6 +432,21 @@ impl<'a> Indexer for KeyValMap<'a> {
 impl Container for KeyValMap<'_> {
     fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
         Ok(self.find(key_of(value)?).is_some())
+    }
+}
+
+impl<'a> Iterable for KeyValMap<'a> {
+    fn iter<'b, 'v>(&'b self) -> Box<dyn traits::Iterator<'b, 'v> + 'b>
+    where
+        Self: 'v,
+    {
+        let keys = self.keys.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|(k, _)| CelString::from(k.as_str()))
+                .collect()
+        });
+        Box::new(KeyIter { keys: keys.iter() })
     }
 }
 

@@ -614,3 +614,32 @@ fn random_expressions_never_panic() {
     }
     assert!(compiled > 50, "only {compiled} random expressions compiled");
 }
+
+#[test]
+fn comprehensions_iterate_map_keys() {
+    let host = book_host()
+        .with_property(
+            &["request", "headers"],
+            encode_pairs(&[(":method", "GET"), ("x-user", "jason")]),
+        )
+        .with_property(
+            &["node", "metadata", "LABELS"],
+            encode_pairs(&[("app", "webapp"), ("version", "v1")]),
+        );
+    for (src, want) in [
+        ("request.headers.exists(k, k.startsWith('x-'))", true),
+        ("request.headers.all(k, k.startsWith('x-'))", false),
+        (
+            "request.headers.filter(k, k == ':method').size() == 1",
+            true,
+        ),
+        ("upstream_peer.labels.exists(k, k == 'istio')", true),
+        (
+            "upstream_peer.labels.map(k, upstream_peer.labels[k].value).size() == 2",
+            true,
+        ),
+        ("node.metadata.LABELS.exists_one(k, k == 'version')", true),
+    ] {
+        assert_eq!(eval(src, &host), Ok(Value::Bool(want)), "{src}");
+    }
+}
