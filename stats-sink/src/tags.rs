@@ -302,6 +302,10 @@ fn regex_extract(
     if re.captures_len() < 2 {
         return None;
     }
+    // Most rules miss; the match-only search is much cheaper than a capturing one.
+    if !re.is_match(name) {
+        return None;
+    }
     let caps = re.captures(name)?;
     let span = |i: usize| {
         caps.get(i)
