@@ -132,7 +132,10 @@ fn bench(label: &str, config: &str) {
     let mut plugin = StatsPlugin::new(Direction::Outbound);
     let mut sink = Sink::default();
     plugin.configure(&host, &mut sink, config.as_bytes());
-    let n = 200_000;
+    let n: u32 = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     for _ in 0..1000 {
         let mut s = Stream::new();
         plugin.on_request_headers(&host, &mut s);
@@ -144,7 +147,7 @@ fn bench(label: &str, config: &str) {
         plugin.on_request_headers(&host, &mut s);
         plugin.on_log(&host, &mut sink, &mut s);
     }
-    let per = t.elapsed().as_nanos() as f64 / n as f64;
+    let per = t.elapsed().as_nanos() as f64 / f64::from(n);
     println!(
         "{label:>10}: {per:8.0} ns/request (native, cache size {})",
         plugin.cache_len()
@@ -152,7 +155,14 @@ fn bench(label: &str, config: &str) {
 }
 
 fn main() {
-    bench("default", "{}");
+    // Optional argument: run only "default" or "book" (handy under `perf stat`).
+    let only = std::env::args().nth(1).unwrap_or_default();
+    if only.is_empty() || only == "default" {
+        bench("default", "{}");
+    }
+    if !(only.is_empty() || only == "book") {
+        return;
+    }
     bench(
         "book",
         r#"{"metrics":[{"dimensions":{"source_mesh_id":"node.metadata['MESH_ID']","upstream_proxy_version":"upstream_peer.istio_version"},"name":"requests_total","tags_to_remove":["request_protocol"]}],

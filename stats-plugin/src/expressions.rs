@@ -4,6 +4,7 @@
 
 use proxy_attributes::expr::{to_i64, to_label, Attributes, Expr};
 use proxy_attributes::host::Host;
+use std::cell::OnceCell;
 
 /// A compiled expression (compiled once, at configure time).
 pub type Program = Expr;
@@ -13,29 +14,62 @@ pub fn compile(text: &str) -> Result<Program, String> {
     Expr::compile(text).map_err(|e| e.to_string())
 }
 
+/// Whether `text` only reads the local node (`node.*`) and literals: its value cannot change
+/// after configure (the bootstrap node is fixed for the process), so it is evaluated once.
+/// Conservative: anything else (including comprehension variables) is per request.
+pub fn is_node_only(text: &str) -> bool {
+    match cel::Program::compile(text) {
+        Ok(p) => p.references().variables().iter().all(|v| *v == "node"),
+        Err(_) => false,
+    }
+}
+
 /// One report's attribute view: each attribute (and the peer) is read at most once per report,
-/// however many expressions reference it.
+/// however many expressions reference it. Built on first use, so a report without per-request
+/// expressions costs nothing here.
 pub struct Scope<'h> {
-    attrs: Attributes<'h>,
+    host: &'h dyn Host,
+    attrs: OnceCell<Attributes<'h>>,
 }
 
 impl<'h> Scope<'h> {
     pub fn new(host: &'h dyn Host) -> Self {
         Scope {
-            attrs: Attributes::new(host),
+            host,
+            attrs: OnceCell::new(),
         }
+    }
+
+    fn attrs(&self) -> &Attributes<'h> {
+        self.attrs.get_or_init(|| Attributes::new(self.host))
     }
 
     /// A dimension value: strings verbatim, other scalars rendered like CEL `string()`
     /// (deliberate deviation: Istio's Wasm plugin stores raw `serializeValue` bytes, §4.3);
     /// `None` when evaluation fails or the value has no label form (the caller stores `unknown`).
     pub fn label(&self, program: &Program) -> Option<String> {
-        program.eval(&self.attrs).ok().as_ref().and_then(to_label)
+        program.eval(self.attrs()).ok().as_ref().and_then(to_label)
     }
 
     /// A `definitions[].value`: `None` when evaluation fails or the result is not an integer
     /// (Istio then records 0).
     pub fn int(&self, program: &Program) -> Option<i64> {
-        program.eval(&self.attrs).ok().as_ref().and_then(to_i64)
+        program.eval(self.attrs()).ok().as_ref().and_then(to_i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_node_only;
+
+    #[test]
+    fn node_only_detection() {
+        assert!(is_node_only("node.metadata['MESH_ID']"));
+        assert!(is_node_only("'_' + node.metadata.LABELS.version"));
+        assert!(is_node_only("1"));
+        assert!(!is_node_only("upstream_peer.istio_version"));
+        assert!(!is_node_only("request.method.startsWith('GET') ? 1 : 0"));
+        assert!(!is_node_only("[1].map(x, x)"));
+        assert!(!is_node_only("1 +"));
     }
 }

@@ -8,7 +8,7 @@ use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
 use crate::config;
 use crate::expressions::Scope;
 use crate::schema::standard::{ValueSource, COUNT_STANDARD_LABELS};
-use crate::schema::{self, Schema};
+use crate::schema::{self, Schema, StatGen};
 use crate::series::cache::{MetricCache, ResolvedStat};
 use crate::series::naming::{self, CACHE_HIT_NAME, CACHE_MISS_NAME};
 use crate::series::{MetricKind, Metrics};
@@ -35,6 +35,11 @@ struct Configured {
     use_host_header_fallback: bool,
     cache: MetricCache,
     peers: PeerCache,
+    /// Per dimension expression: `Some(value)` when it is node-only (evaluated at configure;
+    /// `None` inside = evaluation failed → `unknown`).
+    fixed_labels: Vec<Option<Option<String>>>,
+    /// Per value expression: `Some(value)` when node-only.
+    fixed_values: Vec<Option<u64>>,
 }
 
 /// One root context's plugin state.
@@ -127,7 +132,24 @@ impl StatsPlugin {
         ) {
             metrics.record(id, 1);
         }
+        let scope = Scope::new(host);
+        let fixed_labels = schema
+            .dimension_exprs
+            .iter()
+            .map(|e| e.node_only.then(|| scope.label(&e.program)))
+            .collect();
+        let fixed_values = schema
+            .value_exprs
+            .iter()
+            .map(|e| {
+                e.node_only
+                    .then(|| scope.int(&e.program).unwrap_or(0) as u64)
+            })
+            .collect();
+        drop(scope);
         self.state = Some(Configured {
+            fixed_labels,
+            fixed_values,
             schema,
             local: NodeDims::from_node(&local_node),
             service_name_fallback: service_name_fallback(&local_node),
@@ -289,19 +311,24 @@ impl StatsPlugin {
         }
         let schema = &state.schema;
         let scope = Scope::new(host);
-        for e in &schema.dimension_exprs {
-            match scope.label(&e.program) {
-                Some(v) => cache.push(&v),
-                None => cache.push("unknown"),
+        for (i, e) in schema.dimension_exprs.iter().enumerate() {
+            match state.fixed_labels.get(i) {
+                Some(Some(Some(v))) => cache.push(v),
+                Some(Some(None)) => cache.push("unknown"),
+                _ => match scope.label(&e.program) {
+                    Some(v) => cache.push(&v),
+                    None => cache.push("unknown"),
+                },
             }
         }
+        let fixed_values = &state.fixed_values;
 
         let protocol_bit = info.protocol.map_or(0, Protocol::bit);
         if let Some(stats) = cache.lookup() {
             for s in stats {
                 if let Some(gen) = schema.stat_gens.get(s.gen) {
                     if end_stream || gen.recurrent {
-                        record(metrics, s.id, gen.kind, gen.value, info, schema, &scope);
+                        record(metrics, s.id, gen, info, schema, fixed_values, &scope);
                     }
                 }
             }
@@ -332,7 +359,7 @@ impl StatsPlugin {
                 continue;
             };
             if end_stream || gen.recurrent {
-                record(metrics, id, gen.kind, gen.value, info, schema, &scope);
+                record(metrics, id, gen, info, schema, fixed_values, &scope);
             }
             resolved.push(ResolvedStat { id, gen: g });
         }
@@ -348,12 +375,14 @@ impl StatsPlugin {
 fn record(
     metrics: &mut dyn Metrics,
     id: u32,
-    kind: MetricKind,
-    source: ValueSource,
+    gen: &StatGen,
     info: &mut RequestInfo,
     schema: &Schema,
+    fixed_values: &[Option<u64>],
     scope: &Scope<'_>,
 ) {
+    let kind = gen.kind;
+    let source = gen.value;
     let value: u64 = match source {
         ValueSource::One => 1,
         ValueSource::DurationMs => (info.duration_ns / 1_000_000) as u64,
@@ -378,11 +407,14 @@ fn record(
         ValueSource::TcpOpened => u64::from(std::mem::take(&mut info.tcp_opened)),
         ValueSource::TcpClosed => u64::from(info.tcp_closed),
         // A failed evaluation records 0 (`evaluateExpression` leaves the result at 0).
-        ValueSource::Custom(i) => schema
-            .value_exprs
-            .get(i)
-            .and_then(|p| scope.int(p))
-            .unwrap_or(0) as u64,
+        ValueSource::Custom(i) => match fixed_values.get(i) {
+            Some(Some(v)) => *v,
+            _ => schema
+                .value_exprs
+                .get(i)
+                .and_then(|e| scope.int(&e.program))
+                .unwrap_or(0) as u64,
+        },
     };
     if kind == MetricKind::Counter && value == 0 {
         return;

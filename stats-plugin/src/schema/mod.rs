@@ -39,6 +39,16 @@ pub struct StatGen {
 pub struct DimensionExpr {
     pub text: String,
     pub program: Program,
+    /// Reads only `node.*`: evaluated once at configure.
+    pub node_only: bool,
+}
+
+/// A `definitions[].value` expression.
+#[derive(Debug)]
+pub struct ValueExpr {
+    pub program: Program,
+    /// Reads only `node.*` (or is a literal): evaluated once at configure.
+    pub node_only: bool,
 }
 
 #[derive(Debug)]
@@ -47,7 +57,7 @@ pub struct Schema {
     /// Deduplicated by exact text (`addStringExpression`).
     pub dimension_exprs: Vec<DimensionExpr>,
     /// One per surviving definition (`addIntExpression`, not deduplicated).
-    pub value_exprs: Vec<Program>,
+    pub value_exprs: Vec<ValueExpr>,
     pub field_separator: String,
     pub value_separator: String,
 }
@@ -73,7 +83,7 @@ impl FactoryState {
 
 struct Builder {
     dimension_exprs: Vec<DimensionExpr>,
-    value_exprs: Vec<Program>,
+    value_exprs: Vec<ValueExpr>,
     warnings: Vec<String>,
 }
 
@@ -89,6 +99,7 @@ impl Builder {
                 self.dimension_exprs.push(DimensionExpr {
                     text: text.to_string(),
                     program,
+                    node_only: expressions::is_node_only(text),
                 });
                 Some(self.dimension_exprs.len() - 1)
             }
@@ -133,7 +144,10 @@ pub fn build(config: &PluginConfig) -> (Schema, Vec<String>) {
                 break;
             }
         };
-        b.value_exprs.push(program);
+        b.value_exprs.push(ValueExpr {
+            program,
+            node_only: expressions::is_node_only(&def.value),
+        });
         let kind = match def.kind {
             DefinitionType::Counter => MetricKind::Counter,
             DefinitionType::Gauge => MetricKind::Gauge,
