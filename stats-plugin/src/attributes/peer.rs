@@ -9,9 +9,10 @@ use proxy_attributes::peer::PeerNode;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Decoded peers by their FlatNode bytes: every request from the same peer carries the same
-/// buffer, so the FlatBuffer is decoded once per peer rather than once per request. Bounded:
-/// cleared when full (peers are few; a churn of pods only costs re-decoding).
+/// Decoded peers by peer id (the Envoy node id metadata exchange stores next to the node):
+/// every request from the same peer carries the same id and node, so the node is read and
+/// decoded once per peer rather than once per request. Istio's metadata-exchange plugin caches
+/// nodes by the same id. Bounded: cleared when full (a churn of pods only costs re-decoding).
 #[derive(Default)]
 pub struct PeerCache {
     map: HashMap<Box<[u8]>, Rc<NodeDims>, FxBuild>,
@@ -20,10 +21,11 @@ pub struct PeerCache {
 const PEER_CACHE_MAX: usize = 1024;
 
 impl PeerCache {
-    fn dims(&mut self, bytes: &[u8]) -> Rc<NodeDims> {
-        if let Some(d) = self.map.get(bytes) {
-            return Rc::clone(d);
-        }
+    fn get(&self, id: &[u8]) -> Option<Rc<NodeDims>> {
+        self.map.get(id).cloned()
+    }
+
+    fn insert(&mut self, id: &[u8], bytes: &[u8]) -> Rc<NodeDims> {
         // Malformed FlatBuffers (Istio would read garbage) count as a found, empty peer:
         // every peer label becomes `unknown`.
         let dims = Rc::new(
@@ -34,7 +36,7 @@ impl PeerCache {
         if self.map.len() >= PEER_CACHE_MAX {
             self.map.clear();
         }
-        self.map.insert(bytes.into(), Rc::clone(&dims));
+        self.map.insert(id.into(), Rc::clone(&dims));
         dims
     }
 }
@@ -75,10 +77,17 @@ pub fn resolve(
     let (id_key, peer_key) = keys(direction);
     let id = host.property(&[id_key]);
     let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
-    if id.is_some() && !sentinel {
+    if let (Some(id), false) = (id.as_deref(), sentinel) {
+        if let Some(dims) = cache.get(id) {
+            return Peer {
+                dims,
+                found: true,
+                maybe_waiting: false,
+            };
+        }
         if let Some(bytes) = host.property(&[peer_key]) {
             return Peer {
-                dims: cache.dims(&bytes),
+                dims: cache.insert(id, &bytes),
                 found: true,
                 maybe_waiting: false,
             };

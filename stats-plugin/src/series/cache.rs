@@ -80,6 +80,8 @@ impl MetricCache {
     pub fn begin(&mut self) {
         self.key.clear();
         self.slots.clear();
+        self.key.reserve(1024);
+        self.slots.reserve(32);
     }
 
     /// Appends the next slot's value.
