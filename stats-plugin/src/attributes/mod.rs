@@ -8,6 +8,7 @@ pub mod response_flags;
 
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::values::{as_bool, as_i64};
+use std::borrow::Cow;
 
 pub use response_flags::FlagTable;
 
@@ -104,7 +105,7 @@ pub struct RequestInfo {
     pub security_policy: &'static str,
     pub response_code: u32,
     /// `""` when `response.flags` was not read.
-    pub response_flags: String,
+    pub response_flags: Cow<'static, str>,
     pub grpc_status: i64,
     pub duration_ns: i64,
     pub request_size: i64,
@@ -131,7 +132,7 @@ impl Default for RequestInfo {
             destination_principal: String::new(),
             security_policy: "",
             response_code: 0,
-            response_flags: String::new(),
+            response_flags: Cow::Borrowed(""),
             // `grpc_status` defaults to 2 (UNKNOWN) (`context.h:123`).
             grpc_status: 2,
             duration_ns: 0,
@@ -242,19 +243,25 @@ fn populate_destination_service(
     route: &str,
     info: &mut RequestInfo,
 ) {
-    info.destination_service_host = if use_host_header {
-        info.url_host.clone()
-    } else if env.direction.is_outbound() {
-        "unknown".to_string()
-    } else {
-        env.service_name_fallback.to_string()
+    // The step-1 host; computed only where it is kept (it is replaced when the cluster
+    // metadata names a host).
+    let fallback_host = |info: &RequestInfo| -> String {
+        if use_host_header {
+            info.url_host.clone()
+        } else if env.direction.is_outbound() {
+            "unknown".to_string()
+        } else {
+            env.service_name_fallback.to_string()
+        }
     };
-    if route == BLACK_HOLE_ROUTE {
-        info.destination_service_name = BLACK_HOLE_CLUSTER.to_string();
-        return;
-    }
-    if route == PASS_THROUGH_ROUTE {
-        info.destination_service_name = PASS_THROUGH_CLUSTER.to_string();
+    if route == BLACK_HOLE_ROUTE || route == PASS_THROUGH_ROUTE {
+        info.destination_service_host = fallback_host(info);
+        info.destination_service_name = if route == BLACK_HOLE_ROUTE {
+            BLACK_HOLE_CLUSTER
+        } else {
+            PASS_THROUGH_CLUSTER
+        }
+        .to_string();
         return;
     }
     if [
@@ -265,6 +272,7 @@ fn populate_destination_service(
     ]
     .contains(&cluster)
     {
+        info.destination_service_host = fallback_host(info);
         info.destination_service_name = cluster.to_string();
         return;
     }
@@ -294,11 +302,15 @@ fn populate_destination_service(
                 services[4],
                 "host",
             ];
-            if let Some(h) = string_property(host, &host_path) {
-                info.destination_service_host = h;
-            }
+            info.destination_service_host = match string_property(host, &host_path) {
+                Some(h) => h,
+                None => fallback_host(info),
+            };
         }
-        None => info.destination_service_name = info.destination_service_host.clone(),
+        None => {
+            info.destination_service_host = fallback_host(info);
+            info.destination_service_name = info.destination_service_host.clone();
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! stats-spec §3.7): `-` for none, else the known codes in bit order joined with `,`, then the
 //! whole bitmask in decimal if a bit at or above `LastFlag << 1` is set.
 
+use std::borrow::Cow;
+
 /// Short codes in bit order (bit 0 = 0x1 …). `DF` (0x4000000) exists from Istio 1.14 on.
 const CODES: [&str; 27] = [
     "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
@@ -17,9 +19,9 @@ pub enum FlagTable {
     Istio114Plus,
 }
 
-pub fn format(flags: u64, table: FlagTable) -> String {
+pub fn format(flags: u64, table: FlagTable) -> Cow<'static, str> {
     if flags == 0 {
-        return "-".to_string();
+        return Cow::Borrowed("-");
     }
     let known = match table {
         FlagTable::Istio113 => 26,
@@ -41,7 +43,7 @@ pub fn format(flags: u64, table: FlagTable) -> String {
         }
         out.push_str(&flags.to_string());
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

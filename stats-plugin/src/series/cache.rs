@@ -85,6 +85,7 @@ impl MetricCache {
     }
 
     /// Appends the next slot's value.
+    #[inline]
     pub fn push(&mut self, value: &str) {
         self.key
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
