@@ -25,7 +25,7 @@ pub const WASI_FUNCTIONS: [&str; 15] = [
 
 /// Host calls allowed while `_initialize`/`main` run on Envoy ≥ 1.24 (cpp-host PR #306,
 /// `WasmBase::startVm` at 66b3b7d): logging, args, environment, preopens, clock and random.
-pub const START_ALLOWED: [&str; 9] = [
+pub const START_ALLOWED: [&str; 10] = [
     "env.proxy_log",
     "fd_write",
     "args_sizes_get",
@@ -35,6 +35,7 @@ pub const START_ALLOWED: [&str; 9] = [
     "fd_prestat_get",
     "fd_prestat_dir_name",
     "clock_time_get",
+    "random_get",
 ];
 
 /// Host calls allowed from inside the module's allocator (cpp-host `WasmBase::allocMemory` at

@@ -9,6 +9,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoyfilter_model::chain::{ChainSet, Context, FilterKind, WasmCode, WasmFilter};
 use wasmtime::Linker;
@@ -157,8 +158,8 @@ pub struct Proxy {
     pub(crate) stream: Option<Box<StreamState>>,
     pub(crate) vms: Vec<Vm>,
     pub(crate) plugins: Vec<Plugin>,
-    pub(crate) http_chains: BTreeMap<Context, Vec<ChainEntry>>,
-    pub(crate) network_chains: BTreeMap<Context, Vec<ChainEntry>>,
+    pub(crate) http_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
+    pub(crate) network_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
     pub(crate) local_mx: LocalMx,
     pub(crate) fuel_per_call: u64,
     pub(crate) trace: bool,
@@ -320,11 +321,11 @@ impl Proxy {
 
     /// The chain instantiated for a context.
     pub fn http_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
-        self.http_chains.get(&ctx).map(|v| v.as_slice())
+        self.http_chains.get(&ctx).map(|v| &v[..])
     }
 
     pub fn network_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
-        self.network_chains.get(&ctx).map(|v| v.as_slice())
+        self.network_chains.get(&ctx).map(|v| &v[..])
     }
 
     pub fn plugins(&self) -> &[Plugin] {
@@ -424,9 +425,9 @@ impl Proxy {
             }
             report.chains.push((ctx, network, names));
             if network {
-                self.network_chains.insert(ctx, entries);
+                self.network_chains.insert(ctx, Arc::from(entries));
             } else {
-                self.http_chains.insert(ctx, entries);
+                self.http_chains.insert(ctx, Arc::from(entries));
             }
         }
         Ok(report)

@@ -193,3 +193,25 @@ fn load_report_lists_start_and_configure() {
         )]
     );
 }
+
+#[test]
+fn module_cache_persists_compiled_artifacts() {
+    let dir = workspace()
+        .join("target")
+        .join("harness-test-cache")
+        .join(format!("{}", std::process::id()));
+    let bytes = wat::parse_str(&format!("(module {OK_TAIL})")).unwrap();
+    let a = harness::vm::cache::ModuleCache::new().with_dir(&dir);
+    a.get(&bytes).expect("compile");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].ends_with("-wasmtime-48.0.8.cwasm"), "{files:?}");
+    // A fresh cache (another process, in effect) loads the artifact.
+    let b = harness::vm::cache::ModuleCache::new().with_dir(&dir);
+    assert!(b.get(&bytes).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,7 +43,7 @@ impl Proxy {
         let chain: Arc<[ChainEntry]> = self
             .http_chains
             .get(&context_of(x.direction))
-            .map(|c| Arc::from(c.as_slice()))
+            .cloned()
             .unwrap_or_else(|| Arc::from(Vec::new()));
         self.records.clear();
         self.traps.clear();

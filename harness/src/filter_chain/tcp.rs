@@ -24,7 +24,7 @@ impl Proxy {
         let chain: Arc<[ChainEntry]> = self
             .network_chains
             .get(&context_of(c.direction))
-            .map(|x| Arc::from(x.as_slice()))
+            .cloned()
             .unwrap_or_else(|| Arc::from(Vec::new()));
         self.records.clear();
         self.traps.clear();
