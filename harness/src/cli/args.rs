@@ -97,6 +97,11 @@ pub struct ReplayArgs {
     /// Do not print the Prometheus text (useful with --bench).
     #[arg(long)]
     pub no_output: bool,
+
+    /// Only decode and check the traffic (no proxy, no plugins): report bad lines and exit 0,
+    /// or 2 when any line was skipped.
+    #[arg(long)]
+    pub validate: bool,
 }
 
 #[derive(Args, Debug)]

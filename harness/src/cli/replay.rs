@@ -63,7 +63,80 @@ impl EventSink for ProxySink<'_> {
     }
 }
 
+/// `--validate`: decoding only.
+struct NullSink;
+
+impl EventSink for NullSink {
+    fn http(&mut self, _: &HttpExchange) -> Result<(), String> {
+        Ok(())
+    }
+    fn tcp(&mut self, _: &TcpConnection) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn validate(args: &ReplayArgs) -> ExitCode {
+    let mut summary = Summary::default();
+    let mut hidden = 0usize;
+    for path in &args.traffic {
+        let name = path.display().to_string();
+        let mut shown = 0usize;
+        let mut report_problem = |p: Problem| {
+            if shown < MAX_PROBLEMS_SHOWN {
+                eprintln!("{p}");
+                shown += 1;
+            } else {
+                hidden += 1;
+            }
+        };
+        if path == Path::new("-") {
+            replay_source(
+                "-",
+                io::stdin().lock(),
+                &mut NullSink,
+                &mut summary,
+                &mut report_problem,
+            );
+            continue;
+        }
+        match File::open(path) {
+            Ok(f) => {
+                let input = BufReader::with_capacity(1 << 16, f);
+                replay_source(
+                    &name,
+                    input,
+                    &mut NullSink,
+                    &mut summary,
+                    &mut report_problem,
+                );
+            }
+            Err(e) => return fail(&format!("traffic file {name}: {e}")),
+        }
+    }
+    if hidden > 0 {
+        eprintln!("… {hidden} more line problems not shown");
+    }
+    eprintln!("harness replay --validate: {summary}");
+    if args.bench {
+        eprintln!(
+            "bench: decoded {} events in {:.3} s = {:.0} events/s; peak RSS {} MiB",
+            summary.events,
+            summary.wall.as_secs_f64(),
+            summary.events_per_second(),
+            peak_rss_kib().map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
+        );
+    }
+    if summary.lines_skipped > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 pub fn run(args: &ReplayArgs) -> ExitCode {
+    if args.validate {
+        return validate(args);
+    }
     let started = Instant::now();
     let mut note = |n: String| eprintln!("note: {n}");
     let setup = match prepare(&args.setup, &mut note) {
