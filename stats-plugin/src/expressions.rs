@@ -18,8 +18,9 @@ pub fn compile(text: &str) -> Result<Program, String> {
 /// after configure (the bootstrap node is fixed for the process), so it is evaluated once.
 /// Conservative: anything else (including comprehension variables) is per request.
 pub fn is_node_only(text: &str) -> bool {
-    match cel::Program::compile(text) {
-        Ok(p) => p.references().variables().iter().all(|v| *v == "node"),
+    // Called only for texts `Expr::compile` accepted (so depth and size are already bounded).
+    match cel::parser::PrattParser::new().parse(text) {
+        Ok(ast) => ast.references().variables().iter().all(|v| *v == "node"),
         Err(_) => false,
     }
 }
