@@ -135,7 +135,9 @@ impl Proxy {
                 Ok(())
             },
         );
-        self.record(p, format!("proxy_on_context_create({ctx}, {root})"), None);
+        if self.trace {
+            self.record(p, format!("proxy_on_context_create({ctx}, {root})"), None);
+        }
         r.map(|()| ctx)
     }
 
@@ -145,107 +147,68 @@ impl Proxy {
         let ctx = self.ensure_stream_ctx(p)?;
         let vi = self.plugins[p].vm;
         let vm = &mut self.vms[vi];
-        let ex = &vm.ex;
         let c = ctx as i32;
+        let (w, st) = (&mut self.world, &mut self.stream);
+        let name = cb.name();
         macro_rules! call3 {
-            ($f:expr, $a:expr, $e:expr) => {{
-                let f = $f.clone();
-                vm.call(
-                    &mut self.world,
-                    &mut self.stream,
-                    Phase::Stream,
-                    ctx,
-                    cb.name(),
-                    |s| match f {
-                        Some(f) => Ok(Some(f.call(&mut *s, (c, $a, $e as i32))?)),
-                        None => Ok(None),
-                    },
-                )
-            }};
+            ($f:ident, $a:expr, $e:expr) => {
+                vm.call_ex(w, st, Phase::Stream, ctx, name, |ex, s| match &ex.$f {
+                    Some(f) => Ok(Some(f.call(&mut *s, (c, $a, $e as i32))?)),
+                    None => Ok(None),
+                })
+            };
         }
         macro_rules! call2 {
-            ($f:expr, $a:expr) => {{
-                let f = $f.clone();
-                vm.call(
-                    &mut self.world,
-                    &mut self.stream,
-                    Phase::Stream,
-                    ctx,
-                    cb.name(),
-                    |s| match f {
-                        Some(f) => Ok(Some(f.call(&mut *s, (c, $a))?)),
-                        None => Ok(None),
-                    },
-                )
-            }};
+            ($f:ident, $a:expr) => {
+                vm.call_ex(w, st, Phase::Stream, ctx, name, |ex, s| match &ex.$f {
+                    Some(f) => Ok(Some(f.call(&mut *s, (c, $a))?)),
+                    None => Ok(None),
+                })
+            };
         }
         macro_rules! call2v {
-            ($f:expr, $a:expr) => {{
-                let f = $f.clone();
-                vm.call(
-                    &mut self.world,
-                    &mut self.stream,
-                    Phase::Stream,
-                    ctx,
-                    cb.name(),
-                    |s| {
-                        if let Some(f) = f {
-                            f.call(&mut *s, (c, $a))?;
-                        }
-                        Ok(None)
-                    },
-                )
-            }};
+            ($f:ident, $a:expr) => {
+                vm.call_ex(w, st, Phase::Stream, ctx, name, |ex, s| {
+                    if let Some(f) = &ex.$f {
+                        f.call(&mut *s, (c, $a))?;
+                    }
+                    Ok(None)
+                })
+            };
         }
         macro_rules! call1 {
-            ($f:expr) => {{
-                let f = $f.clone();
-                vm.call(
-                    &mut self.world,
-                    &mut self.stream,
-                    Phase::Stream,
-                    ctx,
-                    cb.name(),
-                    |s| match f {
-                        Some(f) => Ok(Some(f.call(&mut *s, c)?)),
-                        None => Ok(None),
-                    },
-                )
-            }};
+            ($f:ident) => {
+                vm.call_ex(w, st, Phase::Stream, ctx, name, |ex, s| match &ex.$f {
+                    Some(f) => Ok(Some(f.call(&mut *s, c)?)),
+                    None => Ok(None),
+                })
+            };
         }
         macro_rules! call1v {
-            ($f:expr) => {{
-                let f = $f.clone();
-                vm.call(
-                    &mut self.world,
-                    &mut self.stream,
-                    Phase::Stream,
-                    ctx,
-                    cb.name(),
-                    |s| {
-                        if let Some(f) = f {
-                            f.call(&mut *s, c)?;
-                        }
-                        Ok(None)
-                    },
-                )
-            }};
+            ($f:ident) => {
+                vm.call_ex(w, st, Phase::Stream, ctx, name, |ex, s| {
+                    if let Some(f) = &ex.$f {
+                        f.call(&mut *s, c)?;
+                    }
+                    Ok(None)
+                })
+            };
         }
         let r = match cb {
-            Cb::RequestHeaders(n, e) => call3!(ex.on_request_headers, n, e),
-            Cb::RequestBody(n, e) => call3!(ex.on_request_body, n, e),
-            Cb::RequestTrailers(n) => call2!(ex.on_request_trailers, n),
-            Cb::ResponseHeaders(n, e) => call3!(ex.on_response_headers, n, e),
-            Cb::ResponseBody(n, e) => call3!(ex.on_response_body, n, e),
-            Cb::ResponseTrailers(n) => call2!(ex.on_response_trailers, n),
-            Cb::Log => call1v!(ex.on_log),
-            Cb::Done => call1!(ex.on_done),
-            Cb::Delete => call1v!(ex.on_delete),
-            Cb::NewConnection => call1!(ex.on_new_connection),
-            Cb::DownstreamData(n, e) => call3!(ex.on_downstream_data, n, e),
-            Cb::UpstreamData(n, e) => call3!(ex.on_upstream_data, n, e),
-            Cb::DownstreamClose(t) => call2v!(ex.on_downstream_connection_close, t),
-            Cb::UpstreamClose(t) => call2v!(ex.on_upstream_connection_close, t),
+            Cb::RequestHeaders(n, e) => call3!(on_request_headers, n, e),
+            Cb::RequestBody(n, e) => call3!(on_request_body, n, e),
+            Cb::RequestTrailers(n) => call2!(on_request_trailers, n),
+            Cb::ResponseHeaders(n, e) => call3!(on_response_headers, n, e),
+            Cb::ResponseBody(n, e) => call3!(on_response_body, n, e),
+            Cb::ResponseTrailers(n) => call2!(on_response_trailers, n),
+            Cb::Log => call1v!(on_log),
+            Cb::Done => call1!(on_done),
+            Cb::Delete => call1v!(on_delete),
+            Cb::NewConnection => call1!(on_new_connection),
+            Cb::DownstreamData(n, e) => call3!(on_downstream_data, n, e),
+            Cb::UpstreamData(n, e) => call3!(on_upstream_data, n, e),
+            Cb::DownstreamClose(t) => call2v!(on_downstream_connection_close, t),
+            Cb::UpstreamClose(t) => call2v!(on_upstream_connection_close, t),
         };
         if self.trace {
             let call = format!("{}{}", cb.name(), cb.args(ctx));
