@@ -46,6 +46,8 @@ struct Configured {
 pub struct StatsPlugin {
     direction: Direction,
     compat: Compat,
+    /// Set by [`StatsPlugin::with_compat`]; otherwise `compat` follows the local ISTIO_VERSION.
+    compat_pinned: bool,
     /// `None` = not initialized (bad JSON): every report is a no-op (Istio 1.14+).
     state: Option<Configured>,
     cache_hit_id: Option<u32>,
@@ -61,6 +63,7 @@ impl StatsPlugin {
         StatsPlugin {
             direction,
             compat: Compat::default(),
+            compat_pinned: false,
             state: None,
             cache_hit_id: None,
             cache_miss_id: None,
@@ -68,8 +71,11 @@ impl StatsPlugin {
         }
     }
 
+    /// Pins the version-dependent behaviour instead of deriving it from the local node's
+    /// `ISTIO_VERSION` at configure time.
     pub fn with_compat(mut self, compat: Compat) -> Self {
         self.compat = compat;
+        self.compat_pinned = true;
         self
     }
 
@@ -109,6 +115,9 @@ impl StatsPlugin {
         }
         self.state = None;
         let local_node = read_local_node(host);
+        if !self.compat_pinned {
+            self.compat = Compat::for_istio_version(&local_node.istio_version);
+        }
         let parsed = match config::parse(configuration) {
             Ok(p) => p,
             Err(e) => {

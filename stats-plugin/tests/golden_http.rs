@@ -312,7 +312,7 @@ fn endpoint_labels_fallback_client_without_mx() {
 }
 
 /// The 1.16+ endpoint fallback needs 5 parts: a 4-part value is ignored by default
-/// (stats-spec §6.5; 1.13–1.15 would accept it).
+/// (stats-spec §6.5), but accepted when the local proxy is 1.13–1.15 (ISTIO_VERSION).
 #[test]
 fn endpoint_labels_need_five_parts_by_default() {
     let h = with_local(FakeHost::new(), &client_node());
@@ -331,6 +331,53 @@ fn endpoint_labels_need_five_parts_by_default() {
     let labels = m.one("istio_requests_total").0;
     assert_eq!(labels["destination_workload"], "unknown");
     assert_eq!(labels["destination_canonical_revision"], "latest");
+
+    let mut local = client_node();
+    local.istio_version = "1.15.7".into();
+    let h = with_local(FakeHost::new(), &local);
+    let h = with_services(h).with_str(
+        &[
+            "upstream_host_metadata",
+            "filter_metadata",
+            "istio",
+            "workload",
+        ],
+        "ratings-v1;default;ratings;version-1",
+    );
+    let host = http_common(h, PORT);
+    let (mut plugin, mut m) = configured(Direction::Outbound, &host, "{}");
+    run_http(&mut plugin, &host, &mut m);
+    let labels = m.one("istio_requests_total").0;
+    assert_eq!(labels["destination_workload"], "ratings-v1");
+    assert_eq!(labels["destination_canonical_revision"], "version-1");
+    // No 5th part: the cluster is empty, hence unknown.
+    assert_eq!(labels["destination_cluster"], "unknown");
+}
+
+/// §3.7: on a 1.13 proxy the DF bit is printed as the decimal bitmask.
+#[test]
+fn response_flags_follow_the_proxy_version() {
+    let flags = 0x2 | 0x4000000;
+    let host = client_http(PORT).with_i64(&["response", "flags"], flags);
+    let (mut plugin, mut m) = configured(Direction::Outbound, &host, "{}");
+    run_http(&mut plugin, &host, &mut m);
+    assert_eq!(m.one("istio_requests_total").0["response_flags"], "UH,DF");
+
+    let mut local = client_node();
+    local.istio_version = "1.13.4".into();
+    let h = with_peer(
+        with_local(FakeHost::new(), &local),
+        Direction::Outbound,
+        "server",
+        &server_node(),
+    );
+    let host = with_services(http_common(h, PORT)).with_i64(&["response", "flags"], flags);
+    let (mut plugin, mut m) = configured(Direction::Outbound, &host, "{}");
+    run_http(&mut plugin, &host, &mut m);
+    assert_eq!(
+        m.one("istio_requests_total").0["response_flags"],
+        "UH,67108866"
+    );
 }
 
 /// Ports `TestStatsPayload` with RBAC deny (`stats_test.go:505-552`): 403, flags `-`.

@@ -63,6 +63,32 @@ pub struct Compat {
     pub endpoint_min_parts: usize,
 }
 
+impl Compat {
+    /// The behaviour of the Istio release whose proxy we run in, from the local node's
+    /// `ISTIO_VERSION` (`1.13.x` → no `DF` flag and 4-part endpoint metadata; `1.14`/`1.15` →
+    /// `DF`, 4 parts; anything else → the 1.16/1.17 default, including unparsable versions and
+    /// releases outside 1.13–1.17 such as the `1.5-dev` of Istio's own e2e test nodes).
+    pub fn for_istio_version(version: &str) -> Compat {
+        let mut parts = version.trim_start_matches('v').split('.');
+        let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+        let minor = parts.next().and_then(|p| {
+            let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        });
+        match (major, minor) {
+            (Some(1), Some(13)) => Compat {
+                flag_table: FlagTable::Istio113,
+                endpoint_min_parts: 4,
+            },
+            (Some(1), Some(14 | 15)) => Compat {
+                flag_table: FlagTable::Istio114Plus,
+                endpoint_min_parts: 4,
+            },
+            _ => Compat::default(),
+        }
+    }
+}
+
 impl Default for Compat {
     fn default() -> Self {
         Compat {
@@ -391,6 +417,25 @@ fn simple_atoi(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compat_follows_the_local_istio_version() {
+        assert_eq!(
+            Compat::for_istio_version("1.13.4").flag_table,
+            FlagTable::Istio113
+        );
+        assert_eq!(Compat::for_istio_version("1.13.4").endpoint_min_parts, 4);
+        assert_eq!(
+            Compat::for_istio_version("1.15.7").flag_table,
+            FlagTable::Istio114Plus
+        );
+        assert_eq!(Compat::for_istio_version("1.15.7").endpoint_min_parts, 4);
+        assert_eq!(Compat::for_istio_version("1.17.8"), Compat::default());
+        assert_eq!(Compat::for_istio_version("1.16-dev"), Compat::default());
+        assert_eq!(Compat::for_istio_version("1.5-dev"), Compat::default());
+        assert_eq!(Compat::for_istio_version(""), Compat::default());
+        assert_eq!(Compat::for_istio_version("garbage"), Compat::default());
+    }
 
     #[test]
     fn simple_atoi_like_absl() {
