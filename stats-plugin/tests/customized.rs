@@ -434,3 +434,41 @@ fn customized_route_name_with_cluster_metadata_list() {
         "client_route,server-outbound-cluster,server"
     );
 }
+
+/// Istio 1.13/1.14 default inbound config (`I13:…/telemetryv2_1.13.yaml:93-100`, stats-spec §1.5):
+/// source/destination cluster computed by CEL. A peer without CLUSTER_ID gives "" (CEL values
+/// are not subject to the unknown rule); no peer at all gives `unknown`.
+#[test]
+fn v1_13_inbound_default_cluster_dimensions() {
+    let config = r#"{"debug":"false","stat_prefix":"istio","disable_host_header_fallback":true,"metrics":[{"dimensions":{"destination_cluster":"node.metadata['CLUSTER_ID']","source_cluster":"downstream_peer.cluster_id"}}]}"#;
+    let host = server_http(PORT);
+    let (mut plugin, mut m) = configured(Direction::Inbound, &host, config);
+    run_http(&mut plugin, &host, &mut m);
+    assert_eq!(
+        m.one("istio_requests_total").0,
+        server_request_total_labels()
+    );
+
+    let mut peer = client_node();
+    peer.cluster_id = String::new();
+    let h = with_peer(
+        with_local(FakeHost::new(), &server_node()),
+        Direction::Inbound,
+        "client",
+        &peer,
+    );
+    let host = with_services(http_common(h, PORT)).with_bool(&["connection", "mtls"], false);
+    let (mut plugin, mut m) = configured(Direction::Inbound, &host, config);
+    run_http(&mut plugin, &host, &mut m);
+    let l = m.one("istio_requests_total").0;
+    assert_eq!(l["source_cluster"], "");
+    assert_eq!(l["destination_cluster"], "server-cluster");
+
+    let host = with_services(http_common(
+        with_local(FakeHost::new(), &server_node()),
+        PORT,
+    ));
+    let (mut plugin, mut m) = configured(Direction::Inbound, &host, config);
+    run_http(&mut plugin, &host, &mut m);
+    assert_eq!(m.one("istio_requests_total").0["source_cluster"], "unknown");
+}
