@@ -343,3 +343,63 @@ fn null_vm_names_are_substituted_with_a_note() {
         .stdout
         .contains("type_runtime_error_count{wasm_filter=\"attributegen\"} 0"));
 }
+
+/// Every supported proxy version replays with its own shipped EnvoyFilters (the default
+/// `envoyfilters/1.<minor>/`): the three inbound series of the sample appear each time, and
+/// Envoy ≤ 1.23 (Istio ≤ 1.15) ends every family with a blank line while newer ones do not.
+#[test]
+fn every_proxy_version_replays_with_its_shipped_filters() {
+    for (version, blank_lines) in [
+        ("1.13.9", true),
+        ("1.14.6", true),
+        ("1.15.7", true),
+        ("1.16.7", false),
+        ("1.17.8", false),
+    ] {
+        let run = replay(&[
+            "--proxy-version",
+            version,
+            "testdata/traffic/cli/inbound_basic.jsonl",
+        ]);
+        assert_eq!(run.code, 0, "{version}: {}", run.stderr);
+        let series = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("istio_requests_total{"))
+            .count();
+        assert_eq!(series, 3, "{version}");
+        assert!(
+            run.stdout
+                .contains("istio_build{component=\"proxy\",tag=\"1.17.8\"} 1"),
+            "{version}: istio_build reports the node's ISTIO_VERSION, not --proxy-version"
+        );
+        assert_eq!(run.stdout.contains("\n\n"), blank_lines, "{version}");
+    }
+}
+
+/// `harness render` without `--out` prints every file as one YAML stream.
+#[test]
+fn render_prints_to_stdout_without_out() {
+    let run = harness(
+        &[
+            "render",
+            "--istio-operator",
+            "envoyfilters/schema/istio-operator.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for minor in 13..=17 {
+        assert!(
+            run.stdout
+                .contains(&format!("---\n# 1.{minor}/stats-filter.yaml\n")),
+            "1.{minor}"
+        );
+        assert!(
+            run.stdout
+                .contains(&format!("---\n# 1.{minor}/tcp-stats-filter.yaml\n")),
+            "1.{minor}"
+        );
+    }
+    assert!(run.stdout.contains("kind: EnvoyFilter"));
+}
