@@ -53,41 +53,12 @@ pub fn config_text(
     }
 }
 
-/// Labels Istio's bootstrap extracts from Wasm stat names: `DefaultStatTags`
-/// (`pkg/bootstrap/config.go`, identical 1.13–1.17) plus `response_code` (its own regex in
-/// `envoy_bootstrap.json`).
-pub const DEFAULT_STAT_TAGS: &[&str] = &[
-    "reporter",
-    "source_namespace",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "source_app",
-    "source_version",
-    "source_cluster",
-    "destination_namespace",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_app",
-    "destination_version",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "destination_port",
-    "destination_cluster",
-    "request_protocol",
-    "request_operation",
-    "request_host",
-    "response_flags",
-    "grpc_response_status",
-    "connection_security_policy",
-    "source_canonical_service",
-    "destination_canonical_service",
-    "source_canonical_revision",
-    "destination_canonical_revision",
-    "response_code",
-];
+/// Whether Istio's bootstrap extracts `tag` from Wasm stat names without `extraStatTags`:
+/// `DefaultStatTags` (one list, owned by the stats sink that applies it) plus `response_code`,
+/// which has its own regex in `envoy_bootstrap.json`.
+fn extracted_by_default(tag: &str) -> bool {
+    tag == "response_code" || stats_sink::istio_tags::DEFAULT_STAT_TAGS.contains(&tag)
+}
 
 /// Top-level keys of the 1.13–1.16 Wasm config (`extensions/stats/config.proto`) and of 1.17.
 const TOP_KEYS: &[&str] = &[
@@ -177,9 +148,7 @@ pub fn override_warnings(
             }
             if let Some(Value::Object(dims)) = m.get("dimensions") {
                 for d in dims.keys() {
-                    if !DEFAULT_STAT_TAGS.contains(&d.as_str())
-                        && !extra_stat_tags.iter().any(|t| t == d)
-                    {
+                    if !extracted_by_default(d) && !extra_stat_tags.iter().any(|t| t == d) {
                         w.push(format!(
                             "{at}.metrics[{i}].dimensions.{d}: a new dimension becomes a Prometheus label only if the proxy's bootstrap extracts it; add {d:?} to meshConfig.defaultConfig.extraStatTags (or the sidecar.istio.io/extraStatTags annotation), else it stays inside the metric name"
                         ));
