@@ -13,6 +13,8 @@
 //! * TCP: `Found` stores the FlatNode and id when the exchange completes; `NotFound` stores the
 //!   sentinel id.
 
+use std::collections::HashMap;
+
 use proxy_attributes::peer::{struct_header_value, PeerNode};
 
 use crate::filter_state::FilterState;
@@ -60,17 +62,59 @@ impl LocalMx {
     }
 }
 
+/// Memoised encodings: replays repeat the same few peers, and encoding/decoding a peer (protobuf
+/// Struct, base64, FlatBuffer) costs microseconds per stream.
+#[derive(Debug, Default)]
+pub struct MxCache {
+    headers: HashMap<String, (serde_json::Map<String, serde_json::Value>, String)>,
+    nodes: HashMap<String, Option<Vec<u8>>>,
+}
+
+/// Entries kept per map before it is cleared (bounds memory on replays with unique peers).
+const CACHE_LIMIT: usize = 4096;
+
+impl MxCache {
+    /// `header_value(peer.metadata)`, cached by peer id (verified against the metadata).
+    pub fn header_for(&mut self, peer: &Peer) -> String {
+        if let Some((md, h)) = self.headers.get(&peer.id) {
+            if *md == peer.metadata {
+                return h.clone();
+            }
+        }
+        let h = header_value(&peer.metadata);
+        if self.headers.len() >= CACHE_LIMIT {
+            self.headers.clear();
+        }
+        self.headers
+            .insert(peer.id.clone(), (peer.metadata.clone(), h.clone()));
+        h
+    }
+
+    /// The FlatNode for an `x-envoy-peer-metadata` value (`None`: undecodable).
+    pub fn flat_for(&mut self, header: &str) -> Option<Vec<u8>> {
+        if let Some(v) = self.nodes.get(header) {
+            return v.clone();
+        }
+        let v = PeerNode::from_header_value(header).map(|n| n.to_flatbuffer());
+        if self.nodes.len() >= CACHE_LIMIT {
+            self.nodes.clear();
+        }
+        self.nodes.insert(header.to_string(), v.clone());
+        v
+    }
+}
+
 fn has(h: &[(String, String)], k: &str) -> bool {
     h.iter().any(|(n, _)| n == k)
 }
 
 /// Adds the peer's headers to a message the peer sent, unless already present.
-pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer) {
+pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer, cache: &mut MxCache) {
     if !has(headers, HEADER_ID) {
         headers.push((HEADER_ID.to_string(), peer.id.clone()));
     }
     if !has(headers, HEADER) {
-        headers.push((HEADER.to_string(), header_value(&peer.metadata)));
+        headers.push((HEADER.to_string(), cache.header_for(peer)));
     }
 }
 
@@ -83,12 +127,18 @@ fn take(headers: &mut Vec<(String, String)>, key: &str) -> Option<String> {
     (!v.is_empty()).then_some(v)
 }
 
-fn store(fs: &mut FilterState, prefix: &str, id: Option<String>, header: Option<String>) {
+fn store(
+    fs: &mut FilterState,
+    prefix: &str,
+    id: Option<String>,
+    header: Option<String>,
+    cache: &mut MxCache,
+) {
     if let Some(id) = id {
         fs.set_wasm(format!("{prefix}_peer_id").as_bytes(), id.as_bytes());
     }
-    if let Some(node) = header.and_then(|h| PeerNode::from_header_value(&h)) {
-        fs.set_wasm(format!("{prefix}_peer").as_bytes(), &node.to_flatbuffer());
+    if let Some(node) = header.and_then(|h| cache.flat_for(&h)) {
+        fs.set_wasm(format!("{prefix}_peer").as_bytes(), &node);
     }
 }
 
@@ -98,11 +148,12 @@ pub fn on_request(
     local: &LocalMx,
     headers: &mut Vec<(String, String)>,
     fs: &mut FilterState,
+    cache: &mut MxCache,
 ) -> (bool, bool) {
     let id = take(headers, HEADER_ID);
     let md = take(headers, HEADER);
     let received = (id.is_some(), md.is_some());
-    store(fs, "downstream", id, md);
+    store(fs, "downstream", id, md, cache);
     if dir != Direction::Inbound {
         headers.push((HEADER_ID.to_string(), local.id.clone()));
         headers.push((HEADER.to_string(), local.header.clone()));
@@ -117,10 +168,11 @@ pub fn on_response(
     received: (bool, bool),
     headers: &mut Vec<(String, String)>,
     fs: &mut FilterState,
+    cache: &mut MxCache,
 ) {
     let id = take(headers, HEADER_ID);
     let md = take(headers, HEADER);
-    store(fs, "upstream", id, md);
+    store(fs, "upstream", id, md, cache);
     if dir != Direction::Outbound {
         if received.0 {
             headers.push((HEADER_ID.to_string(), local.id.clone()));

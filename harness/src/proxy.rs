@@ -19,7 +19,7 @@ use crate::filter_state::FilterState;
 use crate::host_state::{
     HttpCallScript, LocalReply, LogEntry, Phase, RootInfo, StreamState, VmHost, World,
 };
-use crate::metadata_exchange::{is_mx, LocalMx};
+use crate::metadata_exchange::{is_mx, LocalMx, MxCache};
 use crate::profile::Profile;
 use crate::stream::{Direction, LocalNode};
 use crate::vm::cache::{content_key, ModuleCache};
@@ -161,6 +161,7 @@ pub struct Proxy {
     pub(crate) http_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
     pub(crate) network_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
     pub(crate) local_mx: LocalMx,
+    pub(crate) mx_cache: MxCache,
     pub(crate) fuel_per_call: u64,
     pub(crate) trace: bool,
     pub(crate) clock_started: bool,
@@ -207,6 +208,7 @@ impl Proxy {
             http_chains: BTreeMap::new(),
             network_chains: BTreeMap::new(),
             local_mx,
+            mx_cache: MxCache::default(),
             fuel_per_call: DEFAULT_FUEL_PER_CALL,
             trace: false,
             clock_started: false,

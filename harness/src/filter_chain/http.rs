@@ -56,14 +56,15 @@ impl Proxy {
             }
         }
         {
-            let s = self.stream_mut();
+            let cache = &mut self.mx_cache;
+            let s = self.stream.as_deref_mut().expect("stream present");
             s.reset();
             s.facts = Facts::Http(x as *const HttpExchange);
             s.maps[MAP_REQ_HEADERS].extend_from_slice(&x.request.headers);
             s.maps[MAP_REQ_TRAILERS].extend_from_slice(&x.request.trailers);
             if x.direction == Direction::Inbound {
                 if let Some(peer) = &x.peer {
-                    mx::inject_peer(&mut s.maps[MAP_REQ_HEADERS], peer);
+                    mx::inject_peer(&mut s.maps[MAP_REQ_HEADERS], peer, cache);
                 }
             }
         }
@@ -105,12 +106,13 @@ impl Proxy {
         match flow {
             Flow::Continue => {
                 if let Some(resp) = &x.response {
-                    let s = self.stream_mut();
+                    let cache = &mut self.mx_cache;
+                    let s = self.stream.as_deref_mut().expect("stream present");
                     s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
                     s.maps[MAP_RESP_TRAILERS].extend_from_slice(&resp.trailers);
                     if x.direction != Direction::Inbound {
                         if let Some(peer) = &x.peer {
-                            mx::inject_peer(&mut s.maps[MAP_RESP_HEADERS], peer);
+                            mx::inject_peer(&mut s.maps[MAP_RESP_HEADERS], peer, cache);
                         }
                     }
                     s.response_started = true;
@@ -293,23 +295,27 @@ impl Proxy {
             match &chain[i] {
                 ChainEntry::PassThrough(_) => {}
                 ChainEntry::MetadataExchange => {
-                    let local = self.local_mx.clone();
-                    let s = self.stream_mut();
+                    let (local, cache) = (&self.local_mx, &mut self.mx_cache);
+                    let Some(s) = self.stream.as_deref_mut() else {
+                        continue;
+                    };
                     match ev {
                         Ev::ReqHeaders(_) => {
                             *mx_received = mx::on_request(
                                 dir,
-                                &local,
+                                local,
                                 &mut s.maps[MAP_REQ_HEADERS],
                                 &mut s.filter_state,
+                                cache,
                             )
                         }
                         Ev::RespHeaders(_) => mx::on_response(
                             dir,
-                            &local,
+                            local,
                             *mx_received,
                             &mut s.maps[MAP_RESP_HEADERS],
                             &mut s.filter_state,
+                            cache,
                         ),
                         _ => {}
                     }
