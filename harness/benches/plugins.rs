@@ -1,0 +1,283 @@
+//! Per-request cost of the real plugins in wasmtime: one outbound HTTP exchange (webapp →
+//! catalog, upstream peer learnt by metadata exchange) through the SIDECAR_OUTBOUND chain of the
+//! default `webapp` node, for
+//!
+//! * `noop` — the same chain with a no-op Wasm filter: the harness's own cost per stream
+//!   (metadata exchange emulation, stream/callback plumbing); plugin cost = total − this;
+//! * `stats_default` — istio.stats with `{}` (Istio's default outbound config);
+//! * `stats_book` — istio.attributegen (the book's `istio_operationId` rules) before istio.stats
+//!   with the book's dimensions `upstream_proxy_version: upstream_peer.istio_version`,
+//!   `source_mesh_id: node.metadata['MESH_ID']`, `upstream_operation: istio_operationId` and the
+//!   `get_calls` definition (book-examples.md §1–§3, as in envoyfilters/1.17/);
+//! * `attributegen_book` — istio.attributegen alone with the book rules.
+//!
+//! `cargo bench -p harness --bench plugins` prints a table (median ns/request, minus noop) before
+//! criterion's own output. Goals (stats-spec/perf issues): stats default ≤ 2 µs, book ≤ 5 µs,
+//! attributegen book rules ≤ 500 ns.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use criterion::Criterion;
+use harness::cli::args::SetupArgs;
+use harness::cli::load::{load_proxy, LoadFailure};
+use harness::cli::setup::prepare;
+use harness::proxy::Proxy;
+use harness::stream::*;
+use serde_json::json;
+
+const NOOP_WAT: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) i32.const 1024)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+  (func (export "proxy_on_delete") (param i32)))"#;
+
+const BOOK_ATTRIBUTEGEN: &str = r#"{"attributes": [{"output_attribute": "istio_operationId", "match": [{"value": "getitems", "condition": "request.url_path == '/items' && request.method == 'GET'"}, {"value": "createitem", "condition": "request.url_path == '/items' && request.method == 'POST'"}, {"value": "deleteitem", "condition": "request.url_path == '/items' && request.method == 'DELETE'"}]}]}"#;
+
+const BOOK_STATS: &str = r#"{"definitions":[{"name":"get_calls","type":"COUNTER","value":"(request.method.startsWith('GET') ? 1 : 0)"}],"metrics":[{"dimensions":{"upstream_operation":"istio_operationId","source_mesh_id":"node.metadata['MESH_ID']","upstream_proxy_version":"upstream_peer.istio_version"},"name":"requests_total"}]}"#;
+
+/// One SIDECAR_OUTBOUND patch inserting `name` (file `file` in the wasm dir) before the router.
+fn patch(name: &str, vm_id: &str, root_id: &str, file: &str, config: &str) -> String {
+    format!(
+        r#"  - applyTo: HTTP_FILTER
+    match:
+      context: SIDECAR_OUTBOUND
+      proxy:
+        proxyVersion: '^1\.17.*'
+      listener:
+        filterChain:
+          filter:
+            name: envoy.filters.network.http_connection_manager
+            subFilter:
+              name: envoy.filters.http.router
+    patch:
+      operation: INSERT_BEFORE
+      value:
+        name: {name}
+        typed_config:
+          '@type': type.googleapis.com/udpa.type.v1.TypedStruct
+          type_url: type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+          value:
+            config:
+              root_id: {root_id}
+              configuration:
+                '@type': type.googleapis.com/google.protobuf.StringValue
+                value: {config:?}
+              vm_config:
+                vm_id: {vm_id}
+                runtime: envoy.wasm.runtime.v8
+                code:
+                  local:
+                    filename: /etc/istio/extensions/{file}
+"#
+    )
+}
+
+/// A proxy whose outbound chain holds the given patches (in order, each before the router).
+fn proxy(dir: &Path, case: &str, patches: &[String]) -> Proxy {
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata:\n  name: bench-{case}\n  namespace: istio-system\nspec:\n  configPatches:\n{}",
+        patches.concat()
+    );
+    let file = dir.join(format!("{case}.yaml"));
+    std::fs::write(&file, yaml).expect("write envoyfilter");
+    let args = SetupArgs {
+        proxy_version: "1.17.8".into(),
+        node: None,
+        envoyfilter: vec![file],
+        wasm_dir: Some(dir.to_path_buf()),
+        extra_stat_tags: Vec::new(),
+    };
+    let setup = prepare(&args, &mut |_| {}).unwrap_or_else(|e| panic!("setup {case}: {e}"));
+    match load_proxy(&setup, &mut |_| {}) {
+        Ok((p, _)) => p,
+        Err(LoadFailure::Setup(e)) => panic!("setup {case}: {e}"),
+        Err(LoadFailure::Plugin(e)) => panic!("plugin {case}: {e}"),
+    }
+}
+
+/// webapp → catalog `GET /items`, 200, catalog's sidecar as the upstream peer.
+fn exchange() -> HttpExchange {
+    let meta = json!({
+        "NAME": "catalog-5d8f7c9b4-abcde",
+        "NAMESPACE": "istioinaction",
+        "WORKLOAD_NAME": "catalog",
+        "OWNER": "kubernetes://apis/apps/v1/namespaces/istioinaction/deployments/catalog",
+        "CLUSTER_ID": "Kubernetes",
+        "MESH_ID": "cluster.local",
+        "ISTIO_VERSION": "1.17.8",
+        "APP_CONTAINERS": "catalog",
+        "INSTANCE_IPS": "10.10.0.20",
+        "LABELS": {
+            "app": "catalog",
+            "version": "v1",
+            "security.istio.io/tlsMode": "istio",
+            "service.istio.io/canonical-name": "catalog",
+            "service.istio.io/canonical-revision": "v1"
+        }
+    });
+    let serde_json::Value::Object(metadata) = meta else {
+        unreachable!()
+    };
+    HttpExchange {
+        direction: Direction::Outbound,
+        start_ns: 1_700_000_000_000_000_000,
+        duration_ns: 3_000_000,
+        protocol: "HTTP/1.1".into(),
+        request: HttpMessage {
+            headers: vec![
+                (":method".into(), "GET".into()),
+                (":path".into(), "/items".into()),
+                (":authority".into(), "catalog.istioinaction:80".into()),
+                ("user-agent".into(), "curl/7.88.1".into()),
+                ("accept".into(), "*/*".into()),
+            ],
+            body: Vec::new(),
+            trailers: Vec::new(),
+        },
+        response: Some(HttpMessage {
+            headers: vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: vec![b'x'; 502],
+            trailers: Vec::new(),
+        }),
+        response_flags: 0,
+        code_details: "via_upstream".into(),
+        connection: ConnectionInfo {
+            id: 7,
+            mtls: false,
+            local_principal: Some("spiffe://cluster.local/ns/istioinaction/sa/webapp".into()),
+            peer_principal: Some("spiffe://cluster.local/ns/istioinaction/sa/catalog".into()),
+            source_address: "10.10.0.17:40000".into(),
+            destination_address: "10.96.0.30:80".into(),
+            requested_server_name: String::new(),
+        },
+        upstream: UpstreamInfo {
+            cluster_name: "outbound|80||catalog.istioinaction.svc.cluster.local".into(),
+            address: Some("10.10.0.20:3000".into()),
+            service: Some(ServiceRef {
+                name: "catalog".into(),
+                namespace: "istioinaction".into(),
+                host: "catalog.istioinaction.svc.cluster.local".into(),
+            }),
+            endpoint_workload: None,
+        },
+        route_name: "catalog.istioinaction.svc.cluster.local:80".into(),
+        peer: Some(Peer {
+            id: "sidecar~10.10.0.20~catalog-5d8f7c9b4-abcde.istioinaction~istioinaction.svc.cluster.local".into(),
+            metadata,
+        }),
+    }
+}
+
+fn run(proxy: &mut Proxy, x: &HttpExchange) {
+    let out = proxy.run_http(x);
+    assert!(out.traps.is_empty(), "trap: {:?}", out.traps.first());
+    if !proxy.logs().is_empty() {
+        proxy.clear_logs();
+    }
+    black_box(out);
+}
+
+/// Median of `rounds` timings of `n` streams, ns per stream.
+fn median_ns(proxy: &mut Proxy, x: &HttpExchange, n: u32, rounds: usize) -> f64 {
+    let mut v: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                run(proxy, x);
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let built = xtask::plugins::ensure_built();
+    let dir: PathBuf = std::env::temp_dir().join(format!("plugins-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for f in ["stats_plugin.wasm", "attributegen_plugin.wasm"] {
+        std::fs::copy(built.join(f), dir.join(f)).expect("copy plugin");
+    }
+    std::fs::write(
+        dir.join("noop.wasm"),
+        wat::parse_str(NOOP_WAT).expect("wat"),
+    )
+    .expect("noop");
+
+    let stats = |config: &str| {
+        patch(
+            "istio.stats",
+            "stats_outbound",
+            "stats_outbound",
+            "stats_plugin.wasm",
+            config,
+        )
+    };
+    let attrgen = || {
+        patch(
+            "istio.attributegen",
+            "attributegen",
+            "",
+            "attributegen_plugin.wasm",
+            BOOK_ATTRIBUTEGEN,
+        )
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "noop",
+            vec![patch("noop", "noop", "noop", "noop.wasm", "{}")],
+        ),
+        ("stats_default", vec![stats("{}")]),
+        ("stats_book", vec![attrgen(), stats(BOOK_STATS)]),
+        ("attributegen_book", vec![attrgen()]),
+    ];
+    let x = exchange();
+    let n: u32 = std::env::var("PLUGINS_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+
+    let mut proxies: Vec<(&str, Proxy)> = cases
+        .iter()
+        .map(|(name, patches)| (*name, proxy(&dir, name, patches)))
+        .collect();
+    for (_, p) in &mut proxies {
+        for _ in 0..2_000 {
+            run(p, &x);
+        }
+    }
+    println!("| case | ns/stream (median of 7 × {n}) | plugin cost (− noop) |");
+    println!("|---|---:|---:|");
+    let mut noop = 0.0;
+    for (name, p) in &mut proxies {
+        let t = median_ns(p, &x, n, 7);
+        if *name == "noop" {
+            noop = t;
+            println!("| {name} | {t:.0} | – |");
+        } else {
+            println!("| {name} | {t:.0} | {:.0} |", t - noop);
+        }
+    }
+
+    let mut c = Criterion::default().sample_size(20).configure_from_args();
+    let mut group = c.benchmark_group("plugins_outbound_http");
+    for (name, p) in &mut proxies {
+        group.bench_function(*name, |b| b.iter(|| run(p, &x)));
+    }
+    group.finish();
+    c.final_summary();
+    let _ = std::fs::remove_dir_all(&dir);
+}
