@@ -24,7 +24,9 @@
 //!   first value; Envoy's CEL map joins repeated headers with `,`.
 //! * Peer objects expose Istio's FlatBuffer view: `upstream_peer.labels['app'].value`.
 //! * Values of unknown type (e.g. `node.metadata.X`) are decoded by shape: pairs map, UTF-8
-//!   string, else bytes; a Struct number reads as bytes.
+//!   string, else bytes; a Struct number reads as bytes. Pairs whose every value is empty are a
+//!   list (Envoy's CEL list serialisation, e.g. `filter_metadata.istio.services`), so
+//!   `services[0].name` works; a Struct whose every field is `""` then reads as a list too.
 //! * [`expr::to_label`] renders ints in decimal (like Istio's 1.17 native filter and CEL
 //!   `string()`), not as the raw 8 bytes the 1.13–1.16 Wasm plugin stored.
 

@@ -83,10 +83,11 @@ fn customized_client_overrides_definitions_drop() {
     expected.insert("route_name".into(), "-".into());
     assert_eq!(labels, expected);
     assert_eq!(value, 10);
-    // `services[0]` needs proxy-attributes to decode Envoy's serialised CEL list as a list
-    // (today a pairs list decodes as a map, so the index fails and the label is `unknown`);
-    // see `customized_route_name_with_cluster_metadata_list`.
-    assert!(route_name.is_some());
+    // Checked in full by `customized_route_name_with_cluster_metadata_list`.
+    assert_eq!(
+        route_name.as_deref(),
+        Some("client_route,server-outbound-cluster,server")
+    );
     // `istio_custom{reporter="proxy",source_principal="malicious"} 10` (client_custom_metric.yaml.tmpl).
     assert_eq!(
         m.one("istio_custom"),
@@ -420,11 +421,10 @@ fn custom_separators() {
     assert_eq!(m.counters["a:b|istio_x"], 1);
 }
 
-/// The P17 `route_name` dimension in full (`client_route,server-outbound-cluster,server`).
-/// Ignored until `proxy_attributes::expr` decodes a serialised CEL list (Envoy sends a list as
-/// pairs with empty values) so that `services[0]` resolves.
+/// The P17 `route_name` dimension in full (`client_route,server-outbound-cluster,server`):
+/// `services[0]` resolves because `proxy_attributes::expr` decodes Envoy's serialised CEL list
+/// (pairs with empty values) as a list.
 #[test]
-#[ignore = "needs list decoding of cluster_metadata.filter_metadata.istio.services in proxy-attributes"]
 fn customized_route_name_with_cluster_metadata_list() {
     let host = client_http(PORT);
     let (mut plugin, mut m) = configured(Direction::Outbound, &host, CUSTOMIZED_1_17);

@@ -198,8 +198,16 @@ const MAX_NESTING: usize = 8;
 /// A value of unknown type, decoded by shape: bytes that hold a NUL and parse as a pairs map are
 /// a map (Envoy serialises Struct/map values that way; a real string practically never starts
 /// with a little-endian u32 count followed by consistent sizes), valid UTF-8 is a string,
-/// anything else bytes. Known limits (documented): a Struct number (8-byte double) reads as
-/// bytes or a string, and a list reads as a map whose keys are the items.
+/// anything else bytes.
+///
+/// Lists: Envoy's `serializeValue` writes a CEL list as pairs whose keys are the serialised
+/// elements and whose values are all empty (a protobuf `ListValue` inside a `Struct`, e.g.
+/// `cluster_metadata.filter_metadata.istio.services`, arrives that way). The bytes alone cannot
+/// tell such a list from a Struct whose every field is the empty string, so the rule is: a
+/// non-empty pairs value whose **every value is empty** is a list of its decoded keys. The rare
+/// all-empty-strings Struct then reads as the list of its field names (`'f' in x` still holds;
+/// `x['f']` fails instead of giving `''`). Known limit: a Struct number (8-byte double) reads as
+/// bytes or a string.
 pub(crate) fn decode_dynamic(bytes: &[u8]) -> cel::Value {
     decode_dynamic_at(bytes, 0)
 }
@@ -208,6 +216,13 @@ fn decode_dynamic_at(bytes: &[u8], depth: usize) -> cel::Value {
     if depth < MAX_NESTING && bytes.contains(&0) {
         if let Some(pairs) = decode_pairs(bytes) {
             if !pairs.is_empty() {
+                if pairs.iter().all(|(_, v)| v.is_empty()) {
+                    let items: Vec<cel::Value> = pairs
+                        .into_iter()
+                        .map(|(k, _)| decode_dynamic_at(k, depth + 1))
+                        .collect();
+                    return cel::Value::List(std::sync::Arc::new(items));
+                }
                 let map: std::collections::HashMap<String, cel::Value> = pairs
                     .into_iter()
                     .map(|(k, v)| {

@@ -643,3 +643,51 @@ fn comprehensions_iterate_map_keys() {
         assert_eq!(eval(src, &host), Ok(Value::Bool(want)), "{src}");
     }
 }
+
+/// Envoy serialises a CEL list as pairs with the serialised elements as keys and empty values
+/// (`serializeValue`, kList); the Istio 1.17 "Customized" golden reads
+/// `xds.cluster_metadata.filter_metadata.istio.services[0].name` and expects `server`.
+#[test]
+fn struct_lists_decode_as_lists() {
+    let service = encode_pairs(&[
+        ("host", "server.default.svc.cluster.local"),
+        ("name", "server"),
+    ]);
+    let other = encode_pairs(&[("name", "other")]);
+    let list = encode_pairs(&[(service, Vec::new()), (other, Vec::new())]);
+    let host = FakeHost::new().with_property(
+        &["cluster_metadata", "filter_metadata", "istio", "services"],
+        list,
+    );
+    let src = "xds.cluster_metadata.filter_metadata.istio.services";
+    assert_eq!(
+        label(&format!("{src}[0].name"), &host).as_deref(),
+        Some("server")
+    );
+    assert_eq!(
+        label(&format!("{src}[1].name"), &host).as_deref(),
+        Some("other")
+    );
+    assert_eq!(
+        label(&format!("string(size({src}))"), &host).as_deref(),
+        Some("2")
+    );
+    assert!(eval(&format!("{src}[2].name"), &host).is_err());
+    // A list of strings: elements are the keys.
+    let host = FakeHost::new().with_property(
+        &["node", "metadata", "TAGS"],
+        encode_pairs(&[("a", ""), ("b", "")]),
+    );
+    assert_eq!(label("node.metadata.TAGS[1]", &host).as_deref(), Some("b"));
+    assert_eq!(
+        eval("'a' in node.metadata.TAGS", &host),
+        Ok(Value::Bool(true))
+    );
+    // A pairs value with any non-empty value stays a map.
+    let host = FakeHost::new().with_property(
+        &["node", "metadata", "M"],
+        encode_pairs(&[("a", ""), ("b", "x")]),
+    );
+    assert_eq!(label("node.metadata.M['b']", &host).as_deref(), Some("x"));
+    assert_eq!(label("node.metadata.M['a']", &host).as_deref(), Some(""));
+}
