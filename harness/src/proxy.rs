@@ -165,6 +165,7 @@ pub struct Proxy {
     pub(crate) fuel_per_call: u64,
     pub(crate) trace: bool,
     pub(crate) clock_started: bool,
+    pub(crate) canary: bool,
     /// Scratch for the current stream's callback records and traps.
     pub(crate) records: Vec<CallbackRecord>,
     pub(crate) traps: Vec<TrapReport>,
@@ -212,6 +213,7 @@ impl Proxy {
             fuel_per_call: DEFAULT_FUEL_PER_CALL,
             trace: false,
             clock_started: false,
+            canary: false,
             records: Vec::new(),
             traps: Vec::new(),
         }
@@ -260,6 +262,12 @@ impl Proxy {
         for vm in &mut self.vms {
             vm.fuel_per_call = fuel;
         }
+    }
+
+    /// Run each new plugin's start and configure on a throwaway canary VM first, as Envoy does
+    /// (so `proxy_on_vm_start` / `proxy_on_configure` run twice). Off by default.
+    pub fn set_canary(&mut self, on: bool) {
+        self.canary = on;
     }
 
     /// Record every callback in the outcomes (`callbacks`).
@@ -506,97 +514,30 @@ impl Proxy {
         let idx = match existing {
             Some(i) => i,
             None => {
-                let vm = &mut self.vms[vm_idx];
-                let h = vm.store.data_mut();
-                let root = h.next_context_id;
-                h.next_context_id += 1;
-                h.contexts.insert(root, root);
-                h.roots.insert(
-                    root,
-                    RootInfo {
-                        plugin_name: w.plugin_name.clone(),
-                        root_id: w.root_id.clone(),
-                        vm_id: w.vm_id.clone(),
-                        plugin_configuration: w.configuration.clone(),
-                        direction: Some(direction_of(ctx)),
-                        tick_period_ms: 0,
-                        next_tick_ns: 0,
-                    },
-                );
-                let vm_cfg_len = w.vm_configuration.len() as i32;
-                let cfg_len = w.configuration.len() as i32;
-                let create = vm.ex.on_context_create.clone();
-                let start = vm.ex.on_vm_start.clone();
-                let configure = vm.ex.on_configure.clone();
-                let mut none = None;
-                let r = vm.call(
-                    &mut self.world,
-                    &mut none,
-                    Phase::VmStart,
-                    root,
-                    "proxy_on_context_create",
-                    |s| {
-                        if let Some(f) = create {
-                            f.call(&mut *s, (root as i32, 0))?;
-                        }
-                        Ok(())
-                    },
-                );
-                if let Err(CallError::Trap(t) | CallError::Poisoned(t)) = r {
-                    return Err(err(self, "Failed to start base Wasm".into(), Some(t)));
+                if self.canary {
+                    // Envoy first starts and configures the plugin on a throwaway clone
+                    // (cpp-host `WasmHandleBase::canary`); its failures reject the config.
+                    let module = self.cache.get(&bytes).map_err(|e| err(self, e, None))?;
+                    let host = VmHost::new(
+                        self.profile,
+                        w.vm_id.clone(),
+                        usize::MAX,
+                        w.vm_configuration.clone(),
+                    );
+                    let mut canary = Vm::instantiate(
+                        &self.linker,
+                        &module,
+                        host,
+                        (String::new(), Vec::new(), String::new()),
+                        &mut self.world,
+                        self.fuel_per_call,
+                    )
+                    .map_err(|t| err(self, "Failed to initialize Wasm code".into(), Some(t)))?;
+                    start_root(&mut canary, &mut self.world, w, direction_of(ctx))
+                        .map_err(|(m, t)| err(self, m, t))?;
                 }
-                let vm = &mut self.vms[vm_idx];
-                let started = vm.call(
-                    &mut self.world,
-                    &mut none,
-                    Phase::VmStart,
-                    root,
-                    "proxy_on_vm_start",
-                    |s| {
-                        Ok(match start {
-                            Some(f) => f.call(&mut *s, (root as i32, vm_cfg_len))? != 0,
-                            None => true,
-                        })
-                    },
-                );
-                match started {
-                    Ok(true) => {}
-                    Ok(false) => return Err(err(self, "Failed to start base Wasm".into(), None)),
-                    Err(CallError::Trap(t) | CallError::Poisoned(t)) => {
-                        return Err(err(self, "Failed to start base Wasm".into(), Some(t)))
-                    }
-                }
-                let vm = &mut self.vms[vm_idx];
-                let configured = vm.call(
-                    &mut self.world,
-                    &mut none,
-                    Phase::Configure,
-                    root,
-                    "proxy_on_configure",
-                    |s| {
-                        Ok(match configure {
-                            Some(f) => f.call(&mut *s, (root as i32, cfg_len))? != 0,
-                            None => true,
-                        })
-                    },
-                );
-                match configured {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(err(
-                            self,
-                            "Failed to configure base Wasm plugin".into(),
-                            None,
-                        ))
-                    }
-                    Err(CallError::Trap(t) | CallError::Poisoned(t)) => {
-                        return Err(err(
-                            self,
-                            "Failed to configure base Wasm plugin".into(),
-                            Some(t),
-                        ))
-                    }
-                }
+                let root = start_root(&mut self.vms[vm_idx], &mut self.world, w, direction_of(ctx))
+                    .map_err(|(m, t)| err(self, m, t))?;
                 if self.clock_started {
                     let now = self.world().now_ns;
                     if let Some(r) = self.vms[vm_idx].store.data_mut().roots.get_mut(&root) {
@@ -632,5 +573,89 @@ impl Proxy {
             logs: self.world().logs[log_start..].to_vec(),
         };
         Ok((idx, load))
+    }
+}
+
+/// Creates a root context for `w` in `vm` and runs `proxy_on_context_create(R, 0)` →
+/// `proxy_on_vm_start(R, vm_config_len)` → `proxy_on_configure(R, config_len)` (cpp-host
+/// `WasmBase::start` + `configure`). Errors carry Envoy's message.
+fn start_root(
+    vm: &mut Vm,
+    world: &mut Option<Box<World>>,
+    w: &WasmFilter,
+    dir: Direction,
+) -> Result<u32, (String, Option<TrapReport>)> {
+    let h = vm.store.data_mut();
+    let root = h.next_context_id;
+    h.next_context_id += 1;
+    h.contexts.insert(root, root);
+    h.roots.insert(
+        root,
+        RootInfo {
+            plugin_name: w.plugin_name.clone(),
+            root_id: w.root_id.clone(),
+            vm_id: w.vm_id.clone(),
+            plugin_configuration: w.configuration.clone(),
+            direction: Some(dir),
+            tick_period_ms: 0,
+            next_tick_ns: 0,
+        },
+    );
+    let vm_cfg_len = w.vm_configuration.len() as i32;
+    let cfg_len = w.configuration.len() as i32;
+    let mut none = None;
+    const START: &str = "Failed to start base Wasm";
+    const CONFIGURE: &str = "Failed to configure base Wasm plugin";
+    let r = vm.call_ex(
+        world,
+        &mut none,
+        Phase::VmStart,
+        root,
+        "proxy_on_context_create",
+        |ex, s| {
+            if let Some(f) = &ex.on_context_create {
+                f.call(&mut *s, (root as i32, 0))?;
+            }
+            Ok(())
+        },
+    );
+    if let Err(CallError::Trap(t) | CallError::Poisoned(t)) = r {
+        return Err((START.into(), Some(t)));
+    }
+    let started = vm.call_ex(
+        world,
+        &mut none,
+        Phase::VmStart,
+        root,
+        "proxy_on_vm_start",
+        |ex, s| {
+            Ok(match &ex.on_vm_start {
+                Some(f) => f.call(&mut *s, (root as i32, vm_cfg_len))? != 0,
+                None => true,
+            })
+        },
+    );
+    match started {
+        Ok(true) => {}
+        Ok(false) => return Err((START.into(), None)),
+        Err(CallError::Trap(t) | CallError::Poisoned(t)) => return Err((START.into(), Some(t))),
+    }
+    let configured = vm.call_ex(
+        world,
+        &mut none,
+        Phase::Configure,
+        root,
+        "proxy_on_configure",
+        |ex, s| {
+            Ok(match &ex.on_configure {
+                Some(f) => f.call(&mut *s, (root as i32, cfg_len))? != 0,
+                None => true,
+            })
+        },
+    );
+    match configured {
+        Ok(true) => Ok(root),
+        Ok(false) => Err((CONFIGURE.into(), None)),
+        Err(CallError::Trap(t) | CallError::Poisoned(t)) => Err((CONFIGURE.into(), Some(t))),
     }
 }

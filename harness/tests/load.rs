@@ -215,3 +215,47 @@ fn module_cache_persists_compiled_artifacts() {
     assert!(b.get(&bytes).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn canary_runs_start_and_configure_first() {
+    let mut p = proxy(Profile::ISTIO_1_17);
+    p.set_canary(true);
+    let r = p
+        .load(
+            &http_chain(Context::SidecarInbound, vec![wasm("tp", "x=1")]),
+            &resolver,
+        )
+        .unwrap();
+    let msgs: Vec<&str> = r.plugins[0]
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    // Canary VM (root 1), then the worker VM (root 1 again: ids are per VM).
+    assert_eq!(
+        msgs,
+        vec![
+            "cb on_vm_start 1 0 None",
+            "cb on_configure 1 3 \"x=1\"",
+            "cb on_vm_start 1 0 None",
+            "cb on_configure 1 3 \"x=1\""
+        ]
+    );
+    let mut p = proxy(Profile::ISTIO_1_17);
+    p.set_canary(true);
+    let e = p
+        .load(
+            &http_chain(Context::SidecarInbound, vec![wasm("tp", "fail_configure")]),
+            &resolver,
+        )
+        .unwrap_err();
+    assert_eq!(e.message, "Failed to configure base Wasm plugin");
+    // The canary failed: the worker VM never configured.
+    assert_eq!(
+        e.logs
+            .iter()
+            .filter(|l| l.message.starts_with("cb on_configure"))
+            .count(),
+        1
+    );
+}
