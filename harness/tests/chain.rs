@@ -113,3 +113,10 @@ fn native_filters_pass_through_and_router_ends_the_chain() {
     let out = p.run_http(&exchange(Direction::Inbound));
     assert!(out.callbacks.iter().all(|c| c.plugin == "a"));
 }
+
+#[test]
+fn proxy_is_send() {
+    // A replay can move a loaded proxy to a worker thread.
+    fn assert_send<T: Send>() {}
+    assert_send::<harness::proxy::Proxy>();
+}
