@@ -595,7 +595,7 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
                 return Ok(st(Status::InternalFailure));
             };
             let known = match &w.http_clusters {
-                Some(list) => list.iter().any(|x| *x == cluster),
+                Some(list) => list.contains(&cluster),
                 None => !cluster.is_empty(),
             };
             if !known || !has(":method") || !has(":path") || !has(":authority") {
@@ -630,7 +630,7 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
         |mut c: Cx<'_>,
          _a: i32,
          _b: i32,
-         _c: i32,
+         _p3: i32,
          _d: i32,
          _e: i32,
          _f: i32,
@@ -656,7 +656,7 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
         |mut c: Cx<'_>,
          _a: i32,
          _b: i32,
-         _c: i32,
+         _p3: i32,
          _d: i32,
          _e: i32,
          _f: i32,
@@ -1071,7 +1071,7 @@ fn buffer(h: &VmHost, ty: i32) -> Result<&[u8], Status> {
             .map(|r| r.plugin_configuration.as_slice())
             .ok_or(Status::NotFound),
         8 if h.phase == Phase::Foreign => Ok(&h.call_data),
-        0..=8 => Err(Status::NotFound),
+        4..=8 => Err(Status::NotFound),
         _ => Err(Status::BadArgument),
     }
 }

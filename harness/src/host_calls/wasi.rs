@@ -87,7 +87,7 @@ pub(crate) fn register(
                 l.func_wrap(
                     module,
                     "fd_read",
-                    |mut c: Cx<'_>, _a: i32, _b: i32, _c: i32, _d: i32| -> Res {
+                    |mut c: Cx<'_>, _fd: i32, _iovs: i32, _n: i32, _ret: i32| -> Res {
                         guard!(c, "fd_read");
                         Ok(NOSYS)
                     },

@@ -168,6 +168,7 @@ type F2 = TypedFunc<(i32, i32), ()>;
 type F2R = TypedFunc<(i32, i32), i32>;
 type F3 = TypedFunc<(i32, i32, i32), ()>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
+type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// The module's callbacks (`None` = not exported: the host skips the call, like cpp-host).
 #[derive(Default)]
@@ -191,7 +192,7 @@ pub struct Exports {
     pub on_response_headers: Option<F3R>,
     pub on_response_body: Option<F3R>,
     pub on_response_trailers: Option<F2R>,
-    pub on_http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    pub on_http_call_response: Option<F5>,
     pub on_foreign_function: Option<F3>,
     pub on_done: Option<F1R>,
     pub on_log: Option<F1>,
