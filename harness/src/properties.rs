@@ -314,8 +314,16 @@ fn request(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
 
 fn response(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
-    let h = s.facts.http().ok_or(Status::NotFound)?;
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
+    let Some(h) = s.facts.http() else {
+        // A TCP connection has stream info too: Envoy answers `response.flags` from it (no flag
+        // set on a connection we describe), which Istio's TCP metrics print as "-"
+        // (testdata/metric/tcp_*_connection_open.yaml.tmpl: response_flags "-").
+        return match *field {
+            "flags" => leaf_u64(0, rest, out),
+            _ => Err(Status::NotFound),
+        };
+    };
     match *field {
         "code" => leaf_i64(s.response_code.ok_or(Status::NotFound)?, rest, out),
         "code_details" if s.response_started || s.log_phase => {

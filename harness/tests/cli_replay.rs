@@ -139,12 +139,9 @@ fn outbound_http_counters_match_the_hand_derived_text() {
     assert_text_eq(&families(&run.stdout, &["istio_requests_total"]), &want);
 }
 
-/// The TCP families of the same file. Ignored until the harness answers `response.flags` on
-/// TCP connections: Envoy's CEL `response.flags` is `info.responseFlags()` for any stream, so a
-/// clean TCP connection reads 0 and Istio prints `response_flags="-"`; the harness answers
-/// NOT_FOUND (HTTP-only), which the plugin turns into "unknown".
+/// The TCP families of the same file. Envoy's `response.flags` is `info.responseFlags()` for any
+/// stream, so a clean TCP connection reads 0 and Istio prints `response_flags="-"`.
 #[test]
-#[ignore = "harness properties: response.flags is NOT_FOUND on TCP (Envoy answers 0)"]
 fn tcp_counters_match_the_hand_derived_text() {
     let run = replay(&[
         "--envoyfilter",
