@@ -15,16 +15,30 @@ use std::time::Instant;
 struct LeanHost {
     props: Vec<(Vec<String>, Vec<u8>)>,
     headers: HashMap<String, String>,
+    /// Host calls made (each one is a wasm→host crossing in Envoy / the harness).
+    calls: std::sync::atomic::AtomicU64,
+    /// Print each call (TRACE_CALLS=1).
+    trace: bool,
 }
 
 impl Host for LeanHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.trace {
+            println!("property {}", path.join("."));
+        }
         self.props
             .iter()
             .find(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
             .map(|(_, v)| v.clone())
     }
     fn header(&self, _map: HeaderMap, name: &str) -> Option<String> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.trace {
+            println!("header {name}");
+        }
         self.headers.get(name).cloned()
     }
 }
@@ -129,7 +143,12 @@ fn host() -> LeanHost {
     s("response.total_size", &1330i64.to_le_bytes());
     let mut headers = HashMap::new();
     headers.insert("content-type".to_string(), "application/json".to_string());
-    LeanHost { props, headers }
+    LeanHost {
+        props,
+        headers,
+        calls: Default::default(),
+        trace: std::env::var_os("TRACE_CALLS").is_some(),
+    }
 }
 
 fn bench(label: &str, config: &str) {
@@ -146,6 +165,7 @@ fn bench(label: &str, config: &str) {
         plugin.on_request_headers(&host, &mut s);
         plugin.on_log(&host, &mut sink, &mut s);
     }
+    host.calls.store(0, std::sync::atomic::Ordering::Relaxed);
     let t = Instant::now();
     for _ in 0..n {
         let mut s = Stream::new();
@@ -154,8 +174,9 @@ fn bench(label: &str, config: &str) {
     }
     let per = t.elapsed().as_nanos() as f64 / f64::from(n);
     println!(
-        "{label:>10}: {per:8.0} ns/request (native, cache size {})",
-        plugin.cache_len()
+        "{label:>10}: {per:8.0} ns/request (native, cache size {}, {} host calls/request)",
+        plugin.cache_len(),
+        host.calls.load(std::sync::atomic::Ordering::Relaxed) / u64::from(n)
     );
 }
 

@@ -4,7 +4,9 @@
 
 use proxy_attributes::expr::{to_i64, to_label, Attributes, Expr};
 use proxy_attributes::host::Host;
+use proxy_attributes::peer::PeerNode;
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 /// A compiled expression (compiled once, at configure time).
 pub type Program = Expr;
@@ -31,6 +33,8 @@ pub fn is_node_only(text: &str) -> bool {
 pub struct Scope<'h> {
     host: &'h dyn Host,
     attrs: OnceCell<Attributes<'h>>,
+    /// A peer the report already decoded: (`true` = upstream, the node).
+    peer: Option<(bool, Option<Arc<PeerNode>>)>,
 }
 
 impl<'h> Scope<'h> {
@@ -38,11 +42,28 @@ impl<'h> Scope<'h> {
         Scope {
             host,
             attrs: OnceCell::new(),
+            peer: None,
         }
     }
 
+    /// Hands CEL the peer node the report resolved from filter state (`upstream_peer` when
+    /// `upstream`, else `downstream_peer`), so `*_peer.*` expressions neither re-read nor
+    /// re-decode it.
+    pub fn with_peer(mut self, upstream: bool, node: Option<Arc<PeerNode>>) -> Self {
+        self.peer = Some((upstream, node));
+        self
+    }
+
     fn attrs(&self) -> &Attributes<'h> {
-        self.attrs.get_or_init(|| Attributes::new(self.host))
+        self.attrs.get_or_init(|| {
+            let attrs = Attributes::new(self.host);
+            match &self.peer {
+                Some((true, node)) => attrs.provide_upstream_peer(node.clone()),
+                Some((false, node)) => attrs.provide_downstream_peer(node.clone()),
+                None => {}
+            }
+            attrs
+        })
     }
 
     /// A dimension value: strings verbatim, other scalars rendered like CEL `string()`

@@ -241,12 +241,12 @@ impl StatsPlugin {
                 &mut state.peers,
             ));
         }
-        let peer_dims = match &stream.peer {
+        let (peer_dims, peer_node) = match &stream.peer {
             Some(p) => {
                 if is_tcp && p.maybe_waiting && !end_stream {
                     return;
                 }
-                &p.dims
+                (&p.dims, &p.filter_state_node)
             }
             None => return,
         };
@@ -319,7 +319,10 @@ impl StatsPlugin {
             }
         }
         let schema = &state.schema;
-        let scope = Scope::new(host);
+        let mut scope = Scope::new(host);
+        if let Some(node) = peer_node {
+            scope = scope.with_peer(direction.is_outbound(), node.clone());
+        }
         for (i, e) in schema.dimension_exprs.iter().enumerate() {
             match state.fixed_labels.get(i) {
                 Some(Some(Some(v))) => cache.push(v),

@@ -472,3 +472,28 @@ fn v1_13_inbound_default_cluster_dimensions() {
     run_http(&mut plugin, &host, &mut m);
     assert_eq!(m.one("istio_requests_total").0["source_cluster"], "unknown");
 }
+
+/// A CEL dimension on the peer uses the node the report resolved for the standard labels: the
+/// `upstream_peer` FlatNode is read and decoded once per peer id, not once per request (the
+/// second request reads `upstream_peer_id` only). Expected value: `server_node()`'s ISTIO_VERSION.
+#[test]
+fn peer_expressions_reuse_the_cached_peer() {
+    let config = r#"{"metrics":[{"name":"requests_total","dimensions":{"upstream_proxy_version":"upstream_peer.istio_version"}}]}"#;
+    let host = client_http(PORT);
+    let (mut plugin, mut m) = configured(Direction::Outbound, &host, config);
+    run_http(&mut plugin, &host, &mut m);
+    host.clear_reads();
+    run_http(&mut plugin, &host, &mut m);
+    let reads = host.reads();
+    assert!(
+        reads.iter().any(|r| r == "property:upstream_peer_id"),
+        "{reads:?}"
+    );
+    assert!(
+        !reads.iter().any(|r| r == "property:upstream_peer"),
+        "{reads:?}"
+    );
+    let (labels, value) = m.one("istio_requests_total");
+    assert_eq!(labels["upstream_proxy_version"], "1.5-dev");
+    assert_eq!(value, 2);
+}

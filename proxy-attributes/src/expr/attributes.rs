@@ -26,7 +26,7 @@ use crate::values::{self, decode_pairs};
 use cel::common::types::{CelBool, CelBytes, CelInt, CelString, CelUInt};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -266,8 +266,8 @@ type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>]>;
 pub struct Attributes<'h> {
     host: &'h dyn Host,
     leaves: OnceLock<LeafSlots>,
-    upstream_peer: OnceLock<Option<PeerNode>>,
-    downstream_peer: OnceLock<Option<PeerNode>>,
+    upstream_peer: OnceLock<Option<Arc<PeerNode>>>,
+    downstream_peer: OnceLock<Option<Arc<PeerNode>>>,
     dynamic: Memo<Vec<String>>,
     headers: Mutex<Vec<(HeaderMap, String, Option<String>)>>,
 }
@@ -288,18 +288,35 @@ impl<'h> Attributes<'h> {
         self.host
     }
 
+    /// Supplies `wasm.upstream_peer` already decoded (`None`: absent or malformed), so that
+    /// `upstream_peer.*` neither reads nor decodes the FlatNode again. The caller vouches that it
+    /// is what `property(["upstream_peer"])` would decode to now (e.g. a node cached by the
+    /// `upstream_peer_id` read in the same callback). No effect once the peer was read.
+    pub fn provide_upstream_peer(&self, node: Option<Arc<PeerNode>>) {
+        let _ = self.upstream_peer.set(node);
+    }
+
+    /// [`Attributes::provide_upstream_peer`] for `wasm.downstream_peer`.
+    pub fn provide_downstream_peer(&self, node: Option<Arc<PeerNode>>) {
+        let _ = self.downstream_peer.set(node);
+    }
+
     /// `wasm.upstream_peer` decoded (memoised; `None` if absent or malformed).
     pub fn upstream_peer(&self) -> Option<&PeerNode> {
         self.upstream_peer
-            .get_or_init(|| PeerNode::from_flatbuffer(&self.host.property(&["upstream_peer"])?))
-            .as_ref()
+            .get_or_init(|| {
+                PeerNode::from_flatbuffer(&self.host.property(&["upstream_peer"])?).map(Arc::new)
+            })
+            .as_deref()
     }
 
     /// `wasm.downstream_peer` decoded (memoised; `None` if absent or malformed).
     pub fn downstream_peer(&self) -> Option<&PeerNode> {
         self.downstream_peer
-            .get_or_init(|| PeerNode::from_flatbuffer(&self.host.property(&["downstream_peer"])?))
-            .as_ref()
+            .get_or_init(|| {
+                PeerNode::from_flatbuffer(&self.host.property(&["downstream_peer"])?).map(Arc::new)
+            })
+            .as_deref()
     }
 
     /// A header value, memoised per (map, lower-cased name).

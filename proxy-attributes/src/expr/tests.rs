@@ -691,3 +691,29 @@ fn struct_lists_decode_as_lists() {
     assert_eq!(label("node.metadata.M['b']", &host).as_deref(), Some("x"));
     assert_eq!(label("node.metadata.M['a']", &host).as_deref(), Some(""));
 }
+
+/// A peer supplied by the caller (decoded earlier for the same peer id) is used as is: no
+/// `upstream_peer` read, no second decode; `None` means "no peer" without a read either.
+#[test]
+fn provided_peers_are_not_read_again() {
+    let host = book_host();
+    let attrs = Attributes::new(&host);
+    let node = PeerNode::from_flatbuffer(&gateway_peer()).unwrap();
+    attrs.provide_upstream_peer(Some(std::sync::Arc::new(node)));
+    attrs.provide_downstream_peer(None);
+    assert_eq!(
+        label("upstream_peer.istio_version", &host).as_deref(),
+        Some("1.17.8")
+    );
+    host.clear_reads();
+    let e = Expr::compile("upstream_peer.istio_version").unwrap();
+    assert_eq!(
+        to_label(&e.eval(&attrs).unwrap()).as_deref(),
+        Some("1.17.8")
+    );
+    assert!(Expr::compile("downstream_peer.istio_version")
+        .unwrap()
+        .eval(&attrs)
+        .is_err());
+    assert!(host.reads().is_empty(), "{:?}", host.reads());
+}

@@ -8,6 +8,7 @@ use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::peer::PeerNode;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Decoded peers by peer id (the Envoy node id metadata exchange stores next to the node):
 /// every request from the same peer carries the same id and node, so the node is read and
@@ -15,29 +16,39 @@ use std::rc::Rc;
 /// nodes by the same id. Bounded: cleared when full (a churn of pods only costs re-decoding).
 #[derive(Default)]
 pub struct PeerCache {
-    map: HashMap<Box<[u8]>, Rc<NodeDims>, FxBuild>,
+    map: HashMap<Box<[u8]>, Cached, FxBuild>,
+}
+
+/// One decoded peer: the label view and the node itself (handed to CEL so that
+/// `upstream_peer.*` expressions do not read and decode the FlatNode again).
+#[derive(Clone)]
+struct Cached {
+    dims: Rc<NodeDims>,
+    node: Option<Arc<PeerNode>>,
 }
 
 const PEER_CACHE_MAX: usize = 1024;
 
 impl PeerCache {
-    fn get(&self, id: &[u8]) -> Option<Rc<NodeDims>> {
+    fn get(&self, id: &[u8]) -> Option<Cached> {
         self.map.get(id).cloned()
     }
 
-    fn insert(&mut self, id: &[u8], bytes: &[u8]) -> Rc<NodeDims> {
+    fn insert(&mut self, id: &[u8], bytes: &[u8]) -> Cached {
         // Malformed FlatBuffers (Istio would read garbage) count as a found, empty peer:
-        // every peer label becomes `unknown`.
+        // every peer label becomes `unknown` (and CEL sees no peer, as it would decoding them).
+        let node = PeerNode::from_flatbuffer(bytes).map(Arc::new);
         let dims = Rc::new(
-            PeerNode::from_flatbuffer(bytes)
-                .map(|n| NodeDims::from_node(&n))
+            node.as_deref()
+                .map(NodeDims::from_node)
                 .unwrap_or_else(NodeDims::empty),
         );
+        let cached = Cached { dims, node };
         if self.map.len() >= PEER_CACHE_MAX {
             self.map.clear();
         }
-        self.map.insert(id.into(), Rc::clone(&dims));
-        dims
+        self.map.insert(id.into(), cached.clone());
+        cached
     }
 }
 
@@ -51,6 +62,10 @@ const PEER_METADATA_HEADER: &str = "x-envoy-peer-metadata";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub dims: Rc<NodeDims>,
+    /// `Some(node)` when the `*_peer` filter state was read (or is cached under the id just
+    /// read): what `upstream_peer`/`downstream_peer` decode to in CEL, `None` inside if the
+    /// FlatNode was malformed. `None`: not known from filter state (CEL reads it itself).
+    pub filter_state_node: Option<Option<Arc<PeerNode>>>,
     /// Real peer metadata was found (filter state or, as an extension, the MX header).
     pub found: bool,
     /// `maybeWaiting()`: not found and the id is not the "peer unknown" sentinel, so a TCP
@@ -78,16 +93,16 @@ pub fn resolve(
     let id = host.property(&[id_key]);
     let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
     if let (Some(id), false) = (id.as_deref(), sentinel) {
-        if let Some(dims) = cache.get(id) {
+        let cached = match cache.get(id) {
+            Some(c) => Some(c),
+            None => host
+                .property(&[peer_key])
+                .map(|bytes| cache.insert(id, &bytes)),
+        };
+        if let Some(Cached { dims, node }) = cached {
             return Peer {
                 dims,
-                found: true,
-                maybe_waiting: false,
-            };
-        }
-        if let Some(bytes) = host.property(&[peer_key]) {
-            return Peer {
-                dims: cache.insert(id, &bytes),
+                filter_state_node: Some(node),
                 found: true,
                 maybe_waiting: false,
             };
@@ -106,6 +121,7 @@ pub fn resolve(
         {
             return Peer {
                 dims: Rc::new(NodeDims::from_node(&node)),
+                filter_state_node: None,
                 found: true,
                 maybe_waiting: false,
             };
@@ -129,6 +145,7 @@ pub fn resolve(
     };
     Peer {
         dims: Rc::new(dims),
+        filter_state_node: None,
         found: false,
         maybe_waiting: !sentinel,
     }
