@@ -163,12 +163,91 @@ fn unalias<'s, 'a>(segs: &'s [&'a str]) -> &'s [&'a str] {
     }
 }
 
+/// Index of `segs` in [`LEAVES`]: a `match` on the segments (the compiler turns it into length
+/// and byte compares) instead of a scan of the table; `leaf_index_matches_the_table` keeps the
+/// two in step.
 fn leaf_index(segs: &[&str]) -> Option<usize> {
-    // Compare lengths first: most candidates are ruled out without splitting.
-    let len = segs.iter().map(|s| s.len()).sum::<usize>() + segs.len().saturating_sub(1);
-    LEAVES
-        .iter()
-        .position(|(n, _)| n.len() == len && n.split('.').eq(segs.iter().copied()))
+    Some(match segs {
+        ["cluster_name"] => 50,
+        ["route_name"] => 51,
+        ["listener_direction"] => 52,
+        ["plugin_name"] => 53,
+        ["plugin_root_id"] => 54,
+        ["plugin_vm_id"] => 55,
+        ["connection_id"] => 56,
+        ["request", second] => match *second {
+            "path" => 0,
+            "url_path" => 1,
+            "host" => 2,
+            "scheme" => 3,
+            "method" => 4,
+            "referer" => 5,
+            "useragent" => 6,
+            "id" => 7,
+            "protocol" => 8,
+            "query" => 9,
+            "time" => 10,
+            "duration" => 11,
+            "size" => 12,
+            "total_size" => 13,
+            _ => return None,
+        },
+        ["response", second] => match *second {
+            "code" => 14,
+            "code_details" => 15,
+            "flags" => 16,
+            "grpc_status" => 17,
+            "size" => 18,
+            "total_size" => 19,
+            _ => return None,
+        },
+        ["connection", second] => match *second {
+            "id" => 20,
+            "mtls" => 21,
+            "requested_server_name" => 22,
+            "tls_version" => 23,
+            "subject_local_certificate" => 24,
+            "subject_peer_certificate" => 25,
+            "uri_san_local_certificate" => 26,
+            "uri_san_peer_certificate" => 27,
+            "dns_san_local_certificate" => 28,
+            "dns_san_peer_certificate" => 29,
+            "sha256_peer_certificate_digest" => 30,
+            "termination_details" => 31,
+            _ => return None,
+        },
+        ["source", second] => match *second {
+            "address" => 32,
+            "port" => 33,
+            _ => return None,
+        },
+        ["destination", second] => match *second {
+            "address" => 34,
+            "port" => 35,
+            _ => return None,
+        },
+        ["upstream", second] => match *second {
+            "address" => 36,
+            "port" => 37,
+            "local_address" => 38,
+            "transport_failure_reason" => 39,
+            "tls_version" => 40,
+            "subject_local_certificate" => 41,
+            "subject_peer_certificate" => 42,
+            "uri_san_local_certificate" => 43,
+            "uri_san_peer_certificate" => 44,
+            "dns_san_local_certificate" => 45,
+            "dns_san_peer_certificate" => 46,
+            "sha256_peer_certificate_digest" => 47,
+            _ => return None,
+        },
+        ["node", second] => match *second {
+            "id" => 48,
+            "cluster" => 49,
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// A name below which the tree continues and which is cheaper to read per key than whole.
@@ -257,8 +336,9 @@ fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
 
 type Memo<T> = Mutex<Vec<(T, Option<Box<dyn Val>>)>>;
 
-/// One memo slot per entry of [`LEAVES`], allocated on the first leaf read.
-type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>]>;
+/// One memo slot per entry of [`LEAVES`], allocated on the first leaf read (kept out of line:
+/// an inline array would make every `Attributes`, used or not, a 1.4 KB memcpy).
+type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>; LEAVES.len()]>;
 
 /// One request's (or one callback's) view of Envoy for CEL. Create it per callback, evaluate any
 /// number of expressions against it: each attribute is read at most once, the peer FlatNode
@@ -335,15 +415,17 @@ impl<'h> Attributes<'h> {
     }
 
     fn leaf(&self, i: usize) -> Option<&dyn Val> {
-        let slots = self
-            .leaves
-            .get_or_init(|| LEAVES.iter().map(|_| OnceLock::new()).collect());
         let (name, kind) = LEAVES.get(i)?;
-        slots
+        self.leaves
+            .get_or_init(|| Box::new([const { OnceLock::new() }; LEAVES.len()]))
             .get(i)?
             .get_or_init(|| {
-                let path: Vec<&str> = name.split('.').collect();
-                typed(&self.host.property(&path)?, *kind)
+                // Leaves have one or two segments.
+                let bytes = match name.split_once('.') {
+                    Some((a, b)) => self.host.property(&[a, b]),
+                    None => self.host.property(&[name]),
+                }?;
+                typed(&bytes, *kind)
             })
             .as_deref()
     }
@@ -451,5 +533,30 @@ impl<'h> Attributes<'h> {
 impl VariableResolver for Attributes<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         self.lookup(variable)
+    }
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+
+    #[test]
+    fn leaf_index_matches_the_table() {
+        for (i, (name, _)) in LEAVES.iter().enumerate() {
+            let segs: Vec<&str> = name.split('.').collect();
+            assert!(segs.len() <= 2, "{name}: leaf() reads one or two segments");
+            assert_eq!(leaf_index(&segs), Some(i), "{name}");
+        }
+        for miss in [
+            &["request"][..],
+            &["request", "headers"],
+            &["request", "method", "x"],
+            &["node", "metadata"],
+            &["upstream_peer"],
+            &["method"],
+            &[],
+        ] {
+            assert_eq!(leaf_index(miss), None, "{miss:?}");
+        }
     }
 }
