@@ -11,6 +11,9 @@
 //!   `get_calls` definition (book-examples.md §1–§3, as in envoyfilters/1.17/);
 //! * `attributegen_book` — istio.attributegen alone with the book rules.
 //!
+//! Env: `PLUGINS_BENCH_N` (streams per round), `PLUGINS_BENCH_ONLY=<case>` (one case, no criterion;
+//! for callgrind), `PLUGINS_BENCH_WASM_DIR` (plugins built elsewhere).
+//!
 //! `cargo bench -p harness --bench plugins` prints a table (median ns/request, minus noop) before
 //! criterion's own output. Goals (stats-spec/perf issues): stats default ≤ 2 µs, book ≤ 5 µs,
 //! attributegen book rules ≤ 500 ns.
@@ -205,7 +208,12 @@ fn median_ns(proxy: &mut Proxy, x: &HttpExchange, n: u32, rounds: usize) -> f64 
 }
 
 fn main() {
-    let built = xtask::plugins::ensure_built();
+    // PLUGINS_BENCH_WASM_DIR=<dir>: other builds of the plugins (e.g. an older commit's
+    // target/plugins) for before/after comparisons.
+    let built = match std::env::var_os("PLUGINS_BENCH_WASM_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => xtask::plugins::ensure_built(),
+    };
     let dir: PathBuf = std::env::temp_dir().join(format!("plugins-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     for f in ["stats_plugin.wasm", "attributegen_plugin.wasm"] {
@@ -244,6 +252,12 @@ fn main() {
         ("stats_book", vec![attrgen(), stats(BOOK_STATS)]),
         ("attributegen_book", vec![attrgen()]),
     ];
+    // PLUGINS_BENCH_ONLY=<case>: that case alone, no criterion run (for perf/callgrind).
+    let only = std::env::var("PLUGINS_BENCH_ONLY").ok();
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+        .collect();
     let x = exchange();
     let n: u32 = std::env::var("PLUGINS_BENCH_N")
         .ok()
@@ -272,6 +286,10 @@ fn main() {
         }
     }
 
+    if only.is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let mut c = Criterion::default().sample_size(20).configure_from_args();
     let mut group = c.benchmark_group("plugins_outbound_http");
     for (name, p) in &mut proxies {

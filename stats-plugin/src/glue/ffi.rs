@@ -74,22 +74,36 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Option<Vec<u8>
     }
 }
 
-/// `proxy_get_property(path)`: path parts joined with NUL.
+/// `proxy_get_property(path)`: path parts joined with NUL. Paths are short: serialised on the
+/// stack (no allocation per read), on the heap only past 256 bytes.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let mut serialized = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
-    for (i, p) in path.iter().enumerate() {
-        if i > 0 {
-            serialized.push(0);
+    let total = path
+        .iter()
+        .map(|p| p.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = match stack.get_mut(..total) {
+        Some(b) => b,
+        None => {
+            heap.resize(total, 0);
+            &mut heap
         }
-        serialized.extend_from_slice(p.as_bytes());
+    };
+    let mut at = 0;
+    for p in path {
+        if let Some(dst) = buf.get_mut(at..at + p.len()) {
+            dst.copy_from_slice(p.as_bytes());
+        }
+        // The NUL separator is already there (zeroed buffer).
+        at += p.len() + 1;
     }
     let mut data: *mut u8 = null_mut();
     let mut len: usize = 0;
     // SAFETY: as above.
     unsafe {
-        if proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut len)
-            != STATUS_OK
-        {
+        if proxy_get_property(buf.as_ptr(), buf.len(), &mut data, &mut len) != STATUS_OK {
             return None;
         }
         take(data, len)
