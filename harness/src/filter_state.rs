@@ -40,11 +40,7 @@ impl FilterState {
     pub fn get_wasm(&self, name: &[u8]) -> Option<&[u8]> {
         self.entries
             .iter()
-            .find(|(k, _)| {
-                k.len() == WASM_PREFIX.len() + name.len()
-                    && k.starts_with(WASM_PREFIX.as_bytes())
-                    && &k[WASM_PREFIX.len()..] == name
-            })
+            .find(|(k, _)| is_wasm_key(k, name))
             .map(|(_, v)| v.value.as_slice())
     }
 
@@ -69,12 +65,28 @@ impl FilterState {
         true
     }
 
-    /// `proxy_set_property(name, value)`: writes `wasm.<name>`.
+    /// `proxy_set_property(name, value)`: writes `wasm.<name>` (the prefixed key is only built
+    /// when the entry is new).
     pub fn set_wasm(&mut self, name: &[u8], value: &[u8]) -> bool {
+        if let Some((_, v)) = self.entries.iter_mut().find(|(k, _)| is_wasm_key(k, name)) {
+            if v.readonly {
+                return false;
+            }
+            v.value.clear();
+            v.value.extend_from_slice(value);
+            return true;
+        }
         let mut key = Vec::with_capacity(WASM_PREFIX.len() + name.len());
         key.extend_from_slice(WASM_PREFIX.as_bytes());
         key.extend_from_slice(name);
-        self.set(&key, value, false)
+        self.entries.push((
+            key,
+            StateValue {
+                value: value.to_vec(),
+                readonly: false,
+            },
+        ));
+        true
     }
 
     /// All entries, in insertion order.
@@ -91,6 +103,13 @@ impl FilterState {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// `key == "wasm." + name`, without building the concatenation.
+fn is_wasm_key(key: &[u8], name: &[u8]) -> bool {
+    key.len() == WASM_PREFIX.len() + name.len()
+        && key.starts_with(WASM_PREFIX.as_bytes())
+        && &key[WASM_PREFIX.len()..] == name
 }
 
 #[cfg(test)]

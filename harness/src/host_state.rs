@@ -4,6 +4,7 @@
 //! into the VM (a pointer swap), so several VMs share them without locks.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use stats_sink::{StatsSink, VmMetricIds};
 use wasmtime::{Memory, TypedFunc};
@@ -288,6 +289,30 @@ pub struct PendingHttpCall {
     pub script: HttpCallScript,
 }
 
+/// A map keyed by context id. Every host call looks the effective context up (twice), so the
+/// keys are hashed with one multiply instead of SipHash: ids are small host-issued counters, not
+/// attacker-chosen.
+pub type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of a `u32` id (the high bits of `id * 2^64/φ` spread sequential ids).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u32` keys are hashed; this keeps any other use correct, if slower.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (u64::from(id) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Store data of one VM.
 pub struct VmHost {
     pub profile: Profile,
@@ -305,8 +330,8 @@ pub struct VmHost {
     pub current_ctx: u32,
     pub effective_ctx: u32,
     /// Live contexts: id → root id (a root maps to itself).
-    pub contexts: HashMap<u32, u32>,
-    pub roots: HashMap<u32, RootInfo>,
+    pub contexts: IdMap<u32>,
+    pub roots: IdMap<RootInfo>,
     pub next_context_id: u32,
     pub metric_ids: VmMetricIds,
     pub world: Option<Box<World>>,
@@ -343,8 +368,8 @@ impl VmHost {
             phase: Phase::Idle,
             current_ctx: 0,
             effective_ctx: 0,
-            contexts: HashMap::new(),
-            roots: HashMap::new(),
+            contexts: IdMap::default(),
+            roots: IdMap::default(),
             next_context_id: 1,
             metric_ids: VmMetricIds::default(),
             world: None,

@@ -90,17 +90,17 @@ impl MxCache {
         h
     }
 
-    /// The FlatNode for an `x-envoy-peer-metadata` value (`None`: undecodable).
-    pub fn flat_for(&mut self, header: &str) -> Option<Vec<u8>> {
-        if let Some(v) = self.nodes.get(header) {
-            return v.clone();
+    /// The FlatNode for an `x-envoy-peer-metadata` value (`None`: undecodable), borrowed from
+    /// the cache so a hit copies nothing.
+    pub fn flat_for(&mut self, header: &str) -> Option<&[u8]> {
+        if !self.nodes.contains_key(header) {
+            let v = PeerNode::from_header_value(header).map(|n| n.to_flatbuffer());
+            if self.nodes.len() >= CACHE_LIMIT {
+                self.nodes.clear();
+            }
+            self.nodes.insert(header.to_string(), v);
         }
-        let v = PeerNode::from_header_value(header).map(|n| n.to_flatbuffer());
-        if self.nodes.len() >= CACHE_LIMIT {
-            self.nodes.clear();
-        }
-        self.nodes.insert(header.to_string(), v.clone());
-        v
+        self.nodes.get(header).and_then(|v| v.as_deref())
     }
 }
 
@@ -119,26 +119,44 @@ pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer, cache: &mut
 }
 
 fn take(headers: &mut Vec<(String, String)>, key: &str) -> Option<String> {
-    let v = headers
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())?;
-    headers.retain(|(k, _)| k != key);
+    let i = headers.iter().position(|(k, _)| k == key)?;
+    let (_, v) = headers.remove(i);
+    // Any repeats of the header go too (the filter removes the header, not one value).
+    if headers[i..].iter().any(|(k, _)| k == key) {
+        headers.retain(|(k, _)| k != key);
+    }
     (!v.is_empty()).then_some(v)
+}
+
+/// Which side's filter-state keys: `wasm.downstream_peer{,_id}` or `wasm.upstream_peer{,_id}`.
+#[derive(Clone, Copy)]
+enum Side {
+    Downstream,
+    Upstream,
+}
+
+impl Side {
+    fn keys(self) -> (&'static [u8], &'static [u8]) {
+        match self {
+            Side::Downstream => (b"downstream_peer", b"downstream_peer_id"),
+            Side::Upstream => (b"upstream_peer", b"upstream_peer_id"),
+        }
+    }
 }
 
 fn store(
     fs: &mut FilterState,
-    prefix: &str,
+    side: Side,
     id: Option<String>,
     header: Option<String>,
     cache: &mut MxCache,
 ) {
+    let (peer_key, id_key) = side.keys();
     if let Some(id) = id {
-        fs.set_wasm(format!("{prefix}_peer_id").as_bytes(), id.as_bytes());
+        fs.set_wasm(id_key, id.as_bytes());
     }
-    if let Some(node) = header.and_then(|h| cache.flat_for(&h)) {
-        fs.set_wasm(format!("{prefix}_peer").as_bytes(), &node);
+    if let Some(node) = header.as_deref().and_then(|h| cache.flat_for(h)) {
+        fs.set_wasm(peer_key, node);
     }
 }
 
@@ -153,7 +171,7 @@ pub fn on_request(
     let id = take(headers, HEADER_ID);
     let md = take(headers, HEADER);
     let received = (id.is_some(), md.is_some());
-    store(fs, "downstream", id, md, cache);
+    store(fs, Side::Downstream, id, md, cache);
     if dir != Direction::Inbound {
         headers.push((HEADER_ID.to_string(), local.id.clone()));
         headers.push((HEADER.to_string(), local.header.clone()));
@@ -172,7 +190,7 @@ pub fn on_response(
 ) {
     let id = take(headers, HEADER_ID);
     let md = take(headers, HEADER);
-    store(fs, "upstream", id, md, cache);
+    store(fs, Side::Upstream, id, md, cache);
     if dir != Direction::Outbound {
         if received.0 {
             headers.push((HEADER_ID.to_string(), local.id.clone()));

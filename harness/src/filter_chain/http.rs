@@ -55,12 +55,18 @@ impl Proxy {
                     self.vms[self.plugins[*p].vm].poisoned.is_some() && self.plugins[*p].fail_open;
             }
         }
+        // The previous stream's header maps are refilled with `clone_from`, which reuses their
+        // `String` buffers instead of allocating every name and value again.
+        let mut spare_resp_headers;
         {
             let cache = &mut self.mx_cache;
             let s = self.stream.as_deref_mut().expect("stream present");
+            let mut req_headers = std::mem::take(&mut s.maps[MAP_REQ_HEADERS]);
+            spare_resp_headers = std::mem::take(&mut s.maps[MAP_RESP_HEADERS]);
             s.reset();
             s.facts = Facts::Http(x as *const HttpExchange);
-            s.maps[MAP_REQ_HEADERS].extend_from_slice(&x.request.headers);
+            req_headers.clone_from(&x.request.headers);
+            s.maps[MAP_REQ_HEADERS] = req_headers;
             s.maps[MAP_REQ_TRAILERS].extend_from_slice(&x.request.trailers);
             if x.direction == Direction::Inbound {
                 if let Some(peer) = &x.peer {
@@ -108,7 +114,12 @@ impl Proxy {
                 if let Some(resp) = &x.response {
                     let cache = &mut self.mx_cache;
                     let s = self.stream.as_deref_mut().expect("stream present");
-                    s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
+                    if s.maps[MAP_RESP_HEADERS].is_empty() {
+                        spare_resp_headers.clone_from(&resp.headers);
+                        s.maps[MAP_RESP_HEADERS] = std::mem::take(&mut spare_resp_headers);
+                    } else {
+                        s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
+                    }
                     s.maps[MAP_RESP_TRAILERS].extend_from_slice(&resp.trailers);
                     if x.direction != Direction::Inbound {
                         if let Some(peer) = &x.peer {
