@@ -511,6 +511,21 @@ impl<'h> Attributes<'h> {
                     .downstream_peer()
                     .map(|node| CowVal::owned(PeerVal { node }))
             }
+            // `upstream_peer.istio_version` answered in one step: otherwise the interpreter
+            // first asks for the whole name, misses, probes its type registry, then asks for
+            // `upstream_peer` and selects. A missing field stays a miss (same error then).
+            ["upstream_peer", key] => {
+                return self
+                    .upstream_peer()
+                    .and_then(|node| PeerVal { node }.field(key))
+                    .map(CowVal::Owned)
+            }
+            ["downstream_peer", key] => {
+                return self
+                    .downstream_peer()
+                    .and_then(|node| PeerVal { node }.field(key))
+                    .map(CowVal::Owned)
+            }
             _ => {}
         }
         if is_lazy_map(segs) {

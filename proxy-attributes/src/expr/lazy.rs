@@ -290,7 +290,7 @@ impl<'a> Val for PeerVal<'a> {
 }
 
 impl<'a> PeerVal<'a> {
-    fn field(&self, key: &str) -> Option<Box<dyn Val + 'a>> {
+    pub(super) fn field(&self, key: &str) -> Option<Box<dyn Val + 'a>> {
         let n = self.node;
         let s = |v: &'a String| -> Option<Box<dyn Val + 'a>> {
             Some(Box::new(CelString::from(v.as_str())))

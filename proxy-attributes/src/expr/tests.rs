@@ -716,4 +716,16 @@ fn provided_peers_are_not_read_again() {
         .eval(&attrs)
         .is_err());
     assert!(host.reads().is_empty(), "{:?}", host.reads());
+    // Field lookups answered in one step keep CEL's semantics around them.
+    let host = book_host();
+    assert!(eval("upstream_peer.no_such_field", &host).is_err());
+    assert_eq!(
+        eval("has(upstream_peer.istio_version)", &host),
+        Ok(Value::Bool(true))
+    );
+    assert_eq!(
+        label("upstream_peer.labels['app'].value", &host).as_deref(),
+        Some("istio-ingressgateway")
+    );
+    assert!(eval("downstream_peer.istio_version", &host).is_err());
 }
