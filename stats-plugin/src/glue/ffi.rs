@@ -75,14 +75,14 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Option<Vec<u8>
 }
 
 /// `proxy_get_property(path)`: path parts joined with NUL. Paths are short: serialised on the
-/// stack (no allocation per read), on the heap only past 256 bytes.
+/// stack (no allocation per read), on the heap only past 128 bytes.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     let total = path
         .iter()
         .map(|p| p.len() + 1)
         .sum::<usize>()
         .saturating_sub(1);
-    let mut stack = [0u8; 256];
+    let mut stack = [0u8; 128];
     let mut heap = Vec::new();
     let buf: &mut [u8] = match stack.get_mut(..total) {
         Some(b) => b,
