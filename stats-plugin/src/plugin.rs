@@ -269,7 +269,8 @@ impl StatsPlugin {
         } else {
             (peer_dims, &state.local)
         };
-        let code = info.response_code.to_string();
+        let mut code_buf = [0u8; 10];
+        let code = decimal(info.response_code, &mut code_buf);
         let grpc = if info.protocol == Some(Protocol::Grpc) {
             info.grpc_status.to_string()
         } else {
@@ -303,7 +304,7 @@ impl StatsPlugin {
             info.protocol.map_or("", Protocol::label),
             &info.response_flags,
             info.security_policy,
-            &code,
+            code,
             "",
         ];
         let cache = &mut state.cache;
@@ -382,6 +383,23 @@ impl StatsPlugin {
     }
 }
 
+/// `n` in decimal, written into `buf` (no allocation on the report path).
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    // u32::MAX has 10 digits: the buffer always suffices.
+    let mut at = buf.len();
+    while let Some(slot) = at.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(at..)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("0")
+}
+
 /// `SimpleStat::record`: extract the value (mutating the per-stream accumulators), skip counter
 /// zeros, record.
 fn record(
@@ -432,4 +450,15 @@ fn record(
         return;
     }
     metrics.record(id, value);
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    #[test]
+    fn decimal_matches_to_string() {
+        let mut buf = [0u8; 10];
+        for n in [0, 7, 10, 200, 503, 65_535, u32::MAX] {
+            assert_eq!(super::decimal(n, &mut buf), n.to_string());
+        }
+    }
 }
