@@ -149,17 +149,29 @@ pub struct Decoder {
 impl Decoder {
     /// Decodes one non-blank line (the line counter must already point at it).
     pub fn decode(&mut self, text: &str) -> Result<DecodedEvent, String> {
+        // Fast path: the strict shapes reject unknown fields instead of tracking key paths.
+        let mut json = serde_json::Deserializer::from_str(text);
+        if let Ok(raw) = strict::RawEvent::deserialize(&mut json) {
+            if json.end().is_ok() {
+                return self.finish(raw, Vec::new());
+            }
+        }
         let mut ignored = Vec::new();
         let mut json = serde_json::Deserializer::from_str(text);
-        // Fast path without field-path tracking; errors are rare, so the path is only worked
-        // out (by decoding again with tracking) when there is one to report.
-        let raw: Result<RawEvent, _> = serde_ignored::deserialize(&mut json, |path| {
+        // Errors are rare, so the field path is only worked out (by decoding again with
+        // tracking) when there is one to report.
+        let raw: Result<lenient::RawEvent, _> = serde_ignored::deserialize(&mut json, |path| {
             // serde_ignored shows Option layers as `?`.
             ignored.push(path.to_string().replace("?.", ""))
         });
         let raw = raw.map_err(|_| error_with_path(text))?;
         json.end().map_err(|e| strip_position(&e.to_string()))?;
-        let start_ns = match &raw.start {
+        self.finish(raw, ignored)
+    }
+
+    /// The checks and defaults after the JSON decoded (shared by both shapes).
+    fn finish<E: RawLine>(&mut self, raw: E, ignored: Vec<String>) -> Result<DecodedEvent, String> {
+        let start_ns = match raw.start() {
             Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
             None => self
                 .prev_start_ns
@@ -176,8 +188,8 @@ impl Decoder {
         for path in ignored {
             warn(path, "is not part of the traffic format");
         }
-        let repeat = raw.repeat.unwrap_or(1);
-        let event = match raw.kind.as_str() {
+        let repeat = raw.repeat().unwrap_or(1);
+        let event = match raw.kind() {
             "http" => {
                 for (name, present) in raw.tcp_fields() {
                     if present {
@@ -215,7 +227,7 @@ fn error_with_path(text: &str) -> String {
     let mut track = serde_path_to_error::Track::new();
     let mut json = serde_json::Deserializer::from_str(text);
     let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
-    match RawEvent::deserialize(tracked) {
+    match lenient::RawEvent::deserialize(tracked) {
         Ok(_) => "invalid event".to_string(),
         Err(e) => {
             let path = track.path().to_string();
@@ -241,27 +253,6 @@ fn strip_position(msg: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Raw (wire) shapes
 
-#[derive(Deserialize)]
-struct RawEvent {
-    kind: String,
-    direction: RawDirection,
-    start: Option<String>,
-    duration_ms: Option<f64>,
-    repeat: Option<u32>,
-    request: Option<RawRequest>,
-    #[serde(default, deserialize_with = "present")]
-    response: Option<Option<RawResponse>>,
-    peer: Option<RawPeer>,
-    connection: Option<RawConnection>,
-    upstream: Option<RawUpstream>,
-    route_name: Option<String>,
-    // TCP
-    sent_bytes: Option<u64>,
-    received_bytes: Option<u64>,
-    chunks: Option<u32>,
-    mx: Option<RawMx>,
-}
-
 /// Tells `"field": null` (Some(None)) from an absent field (None).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -283,69 +274,6 @@ enum RawMx {
     Found,
     NotFound,
     None,
-}
-
-#[derive(Deserialize, Default)]
-struct RawRequest {
-    method: Option<String>,
-    path: Option<String>,
-    authority: Option<String>,
-    scheme: Option<String>,
-    protocol: Option<String>,
-    #[serde(default)]
-    headers: Headers,
-    body_bytes: Option<u64>,
-    body: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawResponse {
-    code: Option<u32>,
-    #[serde(default)]
-    headers: Headers,
-    body_bytes: Option<u64>,
-    body: Option<String>,
-    grpc_status: Option<u32>,
-    #[serde(default)]
-    flags: Flags,
-    code_details: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawPeer {
-    id: Option<String>,
-    #[serde(default)]
-    node: Map<String, Json>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawConnection {
-    id: Option<u64>,
-    #[serde(default)]
-    mtls: bool,
-    peer_principal: Option<String>,
-    local_principal: Option<String>,
-    source_address: Option<String>,
-    destination_address: Option<String>,
-    requested_server_name: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawUpstream {
-    cluster: Option<String>,
-    address: Option<String>,
-    service: Option<RawService>,
-    endpoint_metadata: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawService {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: String,
-    #[serde(default)]
-    host: String,
 }
 
 /// Header map: name → string or list of strings, names lower-cased, order kept, a list becoming
@@ -437,6 +365,327 @@ impl<'de> Deserialize<'de> for Flags {
     }
 }
 
+/// The wire shapes of one line and their conversion, written once and instantiated twice:
+/// `strict` (serde's `deny_unknown_fields`, the fast path: no per-key path tracking) and
+/// `lenient` (unknown fields skipped, each reported with its path through `serde_ignored`).
+/// A line is decoded strictly first; only a line that fails (an unknown field, a bad value) is
+/// decoded again leniently, so lines without unknown fields pay nothing for the warnings.
+macro_rules! raw_shapes {
+    ($(#[$strict:meta])*) => {
+        #[derive(Deserialize)]
+        $(#[$strict])*
+        pub(super) struct RawEvent {
+            kind: String,
+            direction: RawDirection,
+            start: Option<String>,
+            duration_ms: Option<f64>,
+            repeat: Option<u32>,
+            request: Option<RawRequest>,
+            #[serde(default, deserialize_with = "present")]
+            response: Option<Option<RawResponse>>,
+            peer: Option<RawPeer>,
+            connection: Option<RawConnection>,
+            upstream: Option<RawUpstream>,
+            route_name: Option<String>,
+            // TCP
+            sent_bytes: Option<u64>,
+            received_bytes: Option<u64>,
+            chunks: Option<u32>,
+            mx: Option<RawMx>,
+        }
+
+        #[derive(Deserialize, Default)]
+        $(#[$strict])*
+        pub(super) struct RawRequest {
+            method: Option<String>,
+            path: Option<String>,
+            authority: Option<String>,
+            scheme: Option<String>,
+            protocol: Option<String>,
+            #[serde(default)]
+            headers: Headers,
+            body_bytes: Option<u64>,
+            body: Option<String>,
+        }
+
+        #[derive(Deserialize, Default)]
+        $(#[$strict])*
+        pub(super) struct RawResponse {
+            code: Option<u32>,
+            #[serde(default)]
+            headers: Headers,
+            body_bytes: Option<u64>,
+            body: Option<String>,
+            grpc_status: Option<u32>,
+            #[serde(default)]
+            flags: Flags,
+            code_details: Option<String>,
+        }
+
+        #[derive(Deserialize)]
+        $(#[$strict])*
+        pub(super) struct RawPeer {
+            id: Option<String>,
+            #[serde(default)]
+            node: Map<String, Json>,
+        }
+
+        #[derive(Deserialize, Default)]
+        $(#[$strict])*
+        pub(super) struct RawConnection {
+            id: Option<u64>,
+            #[serde(default)]
+            mtls: bool,
+            peer_principal: Option<String>,
+            local_principal: Option<String>,
+            source_address: Option<String>,
+            destination_address: Option<String>,
+            requested_server_name: Option<String>,
+        }
+
+        #[derive(Deserialize, Default)]
+        $(#[$strict])*
+        pub(super) struct RawUpstream {
+            cluster: Option<String>,
+            address: Option<String>,
+            service: Option<RawService>,
+            endpoint_metadata: Option<String>,
+        }
+
+        #[derive(Deserialize)]
+        $(#[$strict])*
+        pub(super) struct RawService {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            namespace: String,
+            #[serde(default)]
+            host: String,
+        }
+
+        pub(super) fn peer(raw: Option<RawPeer>) -> Option<Peer> {
+            let raw = raw?;
+            let id = raw.id.unwrap_or_else(|| default_peer_id(&raw.node));
+            Some(Peer {
+                id,
+                metadata: raw.node,
+            })
+        }
+
+        pub(super) fn connection(raw: Option<RawConnection>, line: usize) -> ConnectionInfo {
+            let raw = raw.unwrap_or_default();
+            ConnectionInfo {
+                id: raw.id.unwrap_or(line as u64),
+                mtls: raw.mtls,
+                local_principal: raw.local_principal,
+                peer_principal: raw.peer_principal,
+                source_address: raw.source_address.unwrap_or_default(),
+                destination_address: raw.destination_address.unwrap_or_default(),
+                requested_server_name: raw.requested_server_name.unwrap_or_default(),
+            }
+        }
+
+        pub(super) fn upstream(
+            raw: Option<RawUpstream>,
+            default_cluster: impl FnOnce(&Option<RawService>) -> String,
+        ) -> UpstreamInfo {
+            let raw = raw.unwrap_or_default();
+            let cluster_name = match raw.cluster {
+                Some(c) => c,
+                None => default_cluster(&raw.service),
+            };
+            UpstreamInfo {
+                cluster_name,
+                address: raw.address,
+                service: raw.service.map(|s| ServiceRef {
+                    name: s.name,
+                    namespace: s.namespace,
+                    host: s.host,
+                }),
+                endpoint_workload: raw.endpoint_metadata,
+            }
+        }
+
+        impl RawLine for RawEvent {
+            fn kind(&self) -> &str {
+                &self.kind
+            }
+
+            fn start(&self) -> Option<&str> {
+                self.start.as_deref()
+            }
+
+            fn repeat(&self) -> Option<u32> {
+                self.repeat
+            }
+
+            fn tcp_fields(&self) -> [(&'static str, bool); 4] {
+                [
+                    ("sent_bytes", self.sent_bytes.is_some()),
+                    ("received_bytes", self.received_bytes.is_some()),
+                    ("chunks", self.chunks.is_some()),
+                    ("mx", self.mx.is_some()),
+                ]
+            }
+
+            fn http_fields(&self) -> [(&'static str, bool); 3] {
+                [
+                    ("request", self.request.is_some()),
+                    ("response", self.response.is_some()),
+                    ("route_name", self.route_name.is_some()),
+                ]
+            }
+
+            fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String> {
+                let dir = direction(self.direction);
+                let req = self.request.unwrap_or_default();
+                let resp = match self.response {
+                    None => Some(RawResponse::default()),
+                    Some(r) => r,
+                };
+                let grpc_status = resp.as_ref().and_then(|r| r.grpc_status);
+                let scheme = req.scheme.unwrap_or_else(|| "http".into());
+                let authority = req.authority.unwrap_or_default();
+                let protocol = req.protocol.unwrap_or_else(|| {
+                    if grpc_status.is_some() {
+                        "HTTP/2"
+                    } else {
+                        "HTTP/1.1"
+                    }
+                    .into()
+                });
+
+                let connection = connection(self.connection, line);
+                let (host, authority_port) = split_host_port(&authority);
+                let port = authority_port.unwrap_or_else(|| scheme_port(&scheme));
+                let dest_port = split_host_port(&connection.destination_address).1;
+                let upstream = upstream(self.upstream, |_| match dir {
+                    Direction::Inbound => inbound_cluster(dest_port.unwrap_or(port)),
+                    Direction::Outbound | Direction::Gateway => format!("outbound|{port}||{host}"),
+                });
+
+                // Pseudo-headers first, in the order Envoy's HTTP/1 codec and HCM leave them.
+                let mut headers = Vec::with_capacity(req.headers.0.len() + 5);
+                if !authority.is_empty() {
+                    headers.push((":authority".to_string(), authority));
+                }
+                headers.push((":path".into(), req.path.unwrap_or_else(|| "/".into())));
+                headers.push((":method".into(), req.method.unwrap_or_else(|| "GET".into())));
+                headers.push((":scheme".into(), scheme));
+                headers.extend(req.headers.0);
+                if grpc_status.is_some() && !has(&headers, "content-type") {
+                    headers.push(("content-type".into(), "application/grpc".into()));
+                }
+                let request = HttpMessage {
+                    headers,
+                    body: body(req.body_bytes, req.body, "request")?,
+                    trailers: Vec::new(),
+                };
+
+                let (response, response_flags, code_details) = match resp {
+                    None => (None, 0, "-".to_string()),
+                    Some(r) => {
+                        let mut headers = Vec::with_capacity(r.headers.0.len() + 2);
+                        headers.push((":status".to_string(), r.code.unwrap_or(200).to_string()));
+                        headers.extend(r.headers.0);
+                        let mut trailers = Vec::new();
+                        if let Some(status) = r.grpc_status {
+                            if !has(&headers, "content-type") {
+                                headers.push(("content-type".into(), "application/grpc".into()));
+                            }
+                            trailers.push(("grpc-status".to_string(), status.to_string()));
+                        }
+                        let msg = HttpMessage {
+                            headers,
+                            body: body(r.body_bytes, r.body, "response")?,
+                            trailers,
+                        };
+                        let details = r.code_details.unwrap_or_else(|| "via_upstream".into());
+                        (Some(msg), r.flags.0, details)
+                    }
+                };
+
+                Ok(HttpExchange {
+                    direction: dir,
+                    start_ns,
+                    duration_ns: duration_ns(self.duration_ms)?,
+                    protocol,
+                    request,
+                    response,
+                    response_flags,
+                    code_details,
+                    connection,
+                    upstream,
+                    route_name: self.route_name.unwrap_or_else(|| "default".into()),
+                    peer: peer(self.peer),
+                })
+            }
+
+            fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String> {
+                let dir = direction(self.direction);
+                let connection = connection(self.connection, line);
+                let dest_port = split_host_port(&connection.destination_address).1;
+                let upstream = upstream(self.upstream, |service| match dir {
+                    Direction::Inbound => inbound_cluster(dest_port.unwrap_or(0)),
+                    Direction::Outbound | Direction::Gateway => {
+                        match (service.as_ref().map(|s| s.host.as_str()), dest_port) {
+                            (Some(host), Some(port)) if !host.is_empty() => {
+                                format!("outbound|{port}||{host}")
+                            }
+                            _ => "PassthroughCluster".into(),
+                        }
+                    }
+                });
+                let peer = peer(self.peer);
+                let mx = match self.mx {
+                    Some(RawMx::Found) => MxOutcome::Found,
+                    Some(RawMx::NotFound) => MxOutcome::NotFound,
+                    Some(RawMx::None) => MxOutcome::None,
+                    None if peer.is_some() => MxOutcome::Found,
+                    None => MxOutcome::None,
+                };
+                if mx == MxOutcome::Found && peer.is_none() {
+                    return Err("mx: \"found\" needs a peer".into());
+                }
+                Ok(TcpConnection {
+                    direction: dir,
+                    start_ns,
+                    duration_ns: duration_ns(self.duration_ms)?,
+                    received_bytes: self.received_bytes.unwrap_or(0),
+                    sent_bytes: self.sent_bytes.unwrap_or(0),
+                    chunks: self.chunks.unwrap_or(1).max(1),
+                    connection,
+                    upstream,
+                    peer,
+                    mx,
+                })
+            }
+        }
+
+    };
+}
+
+mod strict {
+    use super::*;
+    raw_shapes!(#[serde(deny_unknown_fields)]);
+}
+
+mod lenient {
+    use super::*;
+    raw_shapes!();
+}
+
+/// What [`Decoder::finish`] needs from either shape.
+trait RawLine {
+    fn start(&self) -> Option<&str>;
+    fn repeat(&self) -> Option<u32>;
+    fn kind(&self) -> &str;
+    fn tcp_fields(&self) -> [(&'static str, bool); 4];
+    fn http_fields(&self) -> [(&'static str, bool); 3];
+    fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String>;
+    fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Raw → stream descriptions
 
@@ -495,15 +744,6 @@ fn has(headers: &[(String, String)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k == name)
 }
 
-fn peer(raw: Option<RawPeer>) -> Option<Peer> {
-    let raw = raw?;
-    let id = raw.id.unwrap_or_else(|| default_peer_id(&raw.node));
-    Some(Peer {
-        id,
-        metadata: raw.node,
-    })
-}
-
 /// The Envoy node id an Istio sidecar of this metadata would carry.
 fn default_peer_id(node: &Map<String, Json>) -> String {
     let s = |k: &str| node.get(k).and_then(Json::as_str).unwrap_or("");
@@ -522,186 +762,8 @@ fn default_peer_id(node: &Map<String, Json>) -> String {
     )
 }
 
-fn connection(raw: Option<RawConnection>, line: usize) -> ConnectionInfo {
-    let raw = raw.unwrap_or_default();
-    ConnectionInfo {
-        id: raw.id.unwrap_or(line as u64),
-        mtls: raw.mtls,
-        local_principal: raw.local_principal,
-        peer_principal: raw.peer_principal,
-        source_address: raw.source_address.unwrap_or_default(),
-        destination_address: raw.destination_address.unwrap_or_default(),
-        requested_server_name: raw.requested_server_name.unwrap_or_default(),
-    }
-}
-
-fn upstream(
-    raw: Option<RawUpstream>,
-    default_cluster: impl FnOnce(&Option<RawService>) -> String,
-) -> UpstreamInfo {
-    let raw = raw.unwrap_or_default();
-    let cluster_name = match raw.cluster {
-        Some(c) => c,
-        None => default_cluster(&raw.service),
-    };
-    UpstreamInfo {
-        cluster_name,
-        address: raw.address,
-        service: raw.service.map(|s| ServiceRef {
-            name: s.name,
-            namespace: s.namespace,
-            host: s.host,
-        }),
-        endpoint_workload: raw.endpoint_metadata,
-    }
-}
-
 fn inbound_cluster(port: u16) -> String {
     format!("inbound|{port}||")
-}
-
-impl RawEvent {
-    fn tcp_fields(&self) -> [(&'static str, bool); 4] {
-        [
-            ("sent_bytes", self.sent_bytes.is_some()),
-            ("received_bytes", self.received_bytes.is_some()),
-            ("chunks", self.chunks.is_some()),
-            ("mx", self.mx.is_some()),
-        ]
-    }
-
-    fn http_fields(&self) -> [(&'static str, bool); 3] {
-        [
-            ("request", self.request.is_some()),
-            ("response", self.response.is_some()),
-            ("route_name", self.route_name.is_some()),
-        ]
-    }
-
-    fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String> {
-        let dir = direction(self.direction);
-        let req = self.request.unwrap_or_default();
-        let resp = match self.response {
-            None => Some(RawResponse::default()),
-            Some(r) => r,
-        };
-        let grpc_status = resp.as_ref().and_then(|r| r.grpc_status);
-        let scheme = req.scheme.unwrap_or_else(|| "http".into());
-        let authority = req.authority.unwrap_or_default();
-        let protocol = req.protocol.unwrap_or_else(|| {
-            if grpc_status.is_some() {
-                "HTTP/2"
-            } else {
-                "HTTP/1.1"
-            }
-            .into()
-        });
-
-        let connection = connection(self.connection, line);
-        let (host, authority_port) = split_host_port(&authority);
-        let port = authority_port.unwrap_or_else(|| scheme_port(&scheme));
-        let dest_port = split_host_port(&connection.destination_address).1;
-        let upstream = upstream(self.upstream, |_| match dir {
-            Direction::Inbound => inbound_cluster(dest_port.unwrap_or(port)),
-            Direction::Outbound | Direction::Gateway => format!("outbound|{port}||{host}"),
-        });
-
-        // Pseudo-headers first, in the order Envoy's HTTP/1 codec and HCM leave them.
-        let mut headers = Vec::with_capacity(req.headers.0.len() + 5);
-        if !authority.is_empty() {
-            headers.push((":authority".to_string(), authority));
-        }
-        headers.push((":path".into(), req.path.unwrap_or_else(|| "/".into())));
-        headers.push((":method".into(), req.method.unwrap_or_else(|| "GET".into())));
-        headers.push((":scheme".into(), scheme));
-        headers.extend(req.headers.0);
-        if grpc_status.is_some() && !has(&headers, "content-type") {
-            headers.push(("content-type".into(), "application/grpc".into()));
-        }
-        let request = HttpMessage {
-            headers,
-            body: body(req.body_bytes, req.body, "request")?,
-            trailers: Vec::new(),
-        };
-
-        let (response, response_flags, code_details) = match resp {
-            None => (None, 0, "-".to_string()),
-            Some(r) => {
-                let mut headers = Vec::with_capacity(r.headers.0.len() + 2);
-                headers.push((":status".to_string(), r.code.unwrap_or(200).to_string()));
-                headers.extend(r.headers.0);
-                let mut trailers = Vec::new();
-                if let Some(status) = r.grpc_status {
-                    if !has(&headers, "content-type") {
-                        headers.push(("content-type".into(), "application/grpc".into()));
-                    }
-                    trailers.push(("grpc-status".to_string(), status.to_string()));
-                }
-                let msg = HttpMessage {
-                    headers,
-                    body: body(r.body_bytes, r.body, "response")?,
-                    trailers,
-                };
-                let details = r.code_details.unwrap_or_else(|| "via_upstream".into());
-                (Some(msg), r.flags.0, details)
-            }
-        };
-
-        Ok(HttpExchange {
-            direction: dir,
-            start_ns,
-            duration_ns: duration_ns(self.duration_ms)?,
-            protocol,
-            request,
-            response,
-            response_flags,
-            code_details,
-            connection,
-            upstream,
-            route_name: self.route_name.unwrap_or_else(|| "default".into()),
-            peer: peer(self.peer),
-        })
-    }
-
-    fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String> {
-        let dir = direction(self.direction);
-        let connection = connection(self.connection, line);
-        let dest_port = split_host_port(&connection.destination_address).1;
-        let upstream = upstream(self.upstream, |service| match dir {
-            Direction::Inbound => inbound_cluster(dest_port.unwrap_or(0)),
-            Direction::Outbound | Direction::Gateway => {
-                match (service.as_ref().map(|s| s.host.as_str()), dest_port) {
-                    (Some(host), Some(port)) if !host.is_empty() => {
-                        format!("outbound|{port}||{host}")
-                    }
-                    _ => "PassthroughCluster".into(),
-                }
-            }
-        });
-        let peer = peer(self.peer);
-        let mx = match self.mx {
-            Some(RawMx::Found) => MxOutcome::Found,
-            Some(RawMx::NotFound) => MxOutcome::NotFound,
-            Some(RawMx::None) => MxOutcome::None,
-            None if peer.is_some() => MxOutcome::Found,
-            None => MxOutcome::None,
-        };
-        if mx == MxOutcome::Found && peer.is_none() {
-            return Err("mx: \"found\" needs a peer".into());
-        }
-        Ok(TcpConnection {
-            direction: dir,
-            start_ns,
-            duration_ns: duration_ns(self.duration_ms)?,
-            received_bytes: self.received_bytes.unwrap_or(0),
-            sent_bytes: self.sent_bytes.unwrap_or(0),
-            chunks: self.chunks.unwrap_or(1).max(1),
-            connection,
-            upstream,
-            peer,
-            mx,
-        })
-    }
 }
 
 #[cfg(test)]
