@@ -33,6 +33,24 @@ pub const MAX_SOURCE_LEN: usize = 16 * 1024;
 pub struct Expr {
     ast: IdedExpr,
     source: String,
+    /// `Some("a.b.c")` when the whole expression is a plain attribute name (`istio_operationId`,
+    /// `upstream_peer.istio_version`, `xds.cluster_name`): see [`Expr::eval`].
+    name: Option<String>,
+}
+
+/// The dotted name of an identifier or of a chain of field selections on one (not `has()`).
+fn plain_name(e: &cel::common::ast::Expr) -> Option<String> {
+    use cel::common::ast::Expr as E;
+    match e {
+        E::Ident(name) => Some(name.clone()),
+        E::Select(s) if !s.test => {
+            let mut out = plain_name(&s.operand.expr)?;
+            out.push('.');
+            out.push_str(&s.field);
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 /// Most AST nodes one expression may have (Istio's are tens of nodes).
@@ -114,10 +132,20 @@ impl Expr {
         // interpreter would panic on.
         ast_check::check(&ast, MAX_DEPTH as usize).map_err(|message| CompileError { message })?;
         regex::precompile_literals(&ast);
+        let name = plain_name(&ast.expr);
         Ok(Expr {
             ast,
             source: src.to_string(),
+            name,
         })
+    }
+
+    /// The interpreter alone (tests compare it with the direct-name path).
+    #[cfg(test)]
+    fn eval_interpreted(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
+        let mut ctx = Context::with_env(Arc::clone(env()));
+        ctx.set_variable_resolver(attrs);
+        Value::resolve(&self.ast, &ctx).map_err(EvalError)
     }
 
     pub fn source(&self) -> &str {
@@ -125,7 +153,18 @@ impl Expr {
     }
 
     /// Evaluates against one request's attributes.
+    ///
+    /// A plain attribute name is answered by the resolver directly: the interpreter would join
+    /// the segments, ask the same resolver for the whole name first and convert its answer the
+    /// same way, so the result is identical, minus the context setup and the name allocation.
+    /// When the resolver has no value for the whole name (a miss, or a prefix that must be
+    /// selected into), the interpreter runs and reports as usual.
     pub fn eval(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
+        if let Some(name) = &self.name {
+            if let Some(v) = attrs.lookup(name) {
+                return v.as_ref().try_into().map_err(EvalError);
+            }
+        }
         let mut ctx = Context::with_env(Arc::clone(env()));
         ctx.set_variable_resolver(attrs);
         Value::resolve(&self.ast, &ctx).map_err(EvalError)

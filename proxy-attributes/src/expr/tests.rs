@@ -729,3 +729,54 @@ fn provided_peers_are_not_read_again() {
     );
     assert!(eval("downstream_peer.istio_version", &host).is_err());
 }
+
+/// Plain names take the direct resolver path; it must agree with the interpreter on values and
+/// on success/failure, for leaves, lazy maps, peers, filter state, aliases, misses and types.
+#[test]
+fn direct_names_agree_with_the_interpreter() {
+    let host = book_host()
+        .with_str(&["istio_operationId"], "getitems")
+        .with_str(&["cluster_name"], "outbound|80||catalog")
+        .with_property(
+            &["node", "metadata", "LABELS"],
+            encode_pairs(&[("app", "webapp"), ("version", "v1")]),
+        );
+    for src in [
+        "request.method",
+        "response.code",
+        "request",
+        "request.headers",
+        "upstream_peer",
+        "upstream_peer.istio_version",
+        "upstream_peer.labels",
+        "upstream_peer.no_such_field",
+        "downstream_peer.istio_version",
+        "istio_operationId",
+        "no_such_attribute",
+        "xds.cluster_name",
+        "node.metadata.MESH_ID",
+        "node.metadata.LABELS",
+        "node.metadata.NOPE",
+        "int",
+        "request.method.size",
+    ] {
+        let e = Expr::compile(src).unwrap();
+        assert!(e.name.is_some(), "{src}");
+        let direct = e.eval(&Attributes::new(&host));
+        let interpreted = e.eval_interpreted(&Attributes::new(&host));
+        assert_eq!(
+            direct.is_ok(),
+            interpreted.is_ok(),
+            "{src}: {direct:?} vs {interpreted:?}"
+        );
+        if let (Ok(a), Ok(b)) = (&direct, &interpreted) {
+            assert_eq!(a, b, "{src}");
+        }
+    }
+    assert_eq!(
+        label("istio_operationId", &host).as_deref(),
+        Some("getitems")
+    );
+    assert!(Expr::compile("has(request.method)").unwrap().name.is_none());
+    assert!(Expr::compile("request.method + ''").unwrap().name.is_none());
+}
