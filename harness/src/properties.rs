@@ -44,14 +44,23 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
     let Ok(path) = std::str::from_utf8(path) else {
         return lookup_filter_state(view, path, &[], out);
     };
+    // Split at NUL bytes (always char boundaries in valid UTF-8); a byte scan is several times
+    // cheaper than `str::split` and this runs on every property read.
     let mut parts = [""; MAX_PARTS];
     let mut n = 0;
-    for p in path.split('\0') {
+    let mut start = 0;
+    for end in path
+        .bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == 0).then_some(i))
+        .chain(std::iter::once(path.len()))
+    {
         if n == MAX_PARTS {
             return Err(Status::NotFound);
         }
-        parts[n] = p;
+        parts[n] = &path[start..end];
         n += 1;
+        start = end + 1;
     }
     let (top, rest) = (parts[0], &parts[1..n]);
     match top {
@@ -86,6 +95,21 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             if up.cluster_name.is_empty() {
                 return Err(Status::NotFound);
             }
+            // The per-request reads are leaves of `services[0]`: answered without building the
+            // Struct (same bytes as the generic path below).
+            if let (Some(s), ["filter_metadata", "istio", "services", i, field]) =
+                (&up.service, rest)
+            {
+                if i.parse::<usize>() == Ok(0) {
+                    let v = match *field {
+                        "host" => Some(&s.host),
+                        "name" => Some(&s.name),
+                        "namespace" => Some(&s.namespace),
+                        _ => None,
+                    };
+                    return v.map_or(Err(Status::NotFound), |v| leaf_str(v, &[], out));
+                }
+            }
             let md = match &up.service {
                 Some(s) => vec![(
                     "istio".to_string(),
@@ -100,6 +124,11 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             let up = upstream_info(view).ok_or(Status::NotFound)?;
             if !upstream_selected(s) || up.address.is_none() {
                 return Err(Status::NotFound);
+            }
+            if let (Some(w), ["filter_metadata", "istio", "workload"]) =
+                (&up.endpoint_workload, rest)
+            {
+                return leaf_str(w, &[], out);
             }
             let md = match &up.endpoint_workload {
                 Some(w) => vec![("istio".to_string(), serde_json::json!({ "workload": w }))],
