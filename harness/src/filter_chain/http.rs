@@ -55,8 +55,7 @@ impl Proxy {
                     self.vms[self.plugins[*p].vm].poisoned.is_some() && self.plugins[*p].fail_open;
             }
         }
-        // The previous stream's header maps are refilled with `clone_from`, which reuses their
-        // `String` buffers instead of allocating every name and value again.
+        // The previous stream's header maps are refilled in place (see `refill`).
         let mut spare_resp_headers;
         {
             let cache = &mut self.mx_cache;
@@ -65,7 +64,7 @@ impl Proxy {
             spare_resp_headers = std::mem::take(&mut s.maps[MAP_RESP_HEADERS]);
             s.reset();
             s.facts = Facts::Http(x as *const HttpExchange);
-            req_headers.clone_from(&x.request.headers);
+            refill(&mut req_headers, &x.request.headers);
             s.maps[MAP_REQ_HEADERS] = req_headers;
             s.maps[MAP_REQ_TRAILERS].extend_from_slice(&x.request.trailers);
             if x.direction == Direction::Inbound {
@@ -115,7 +114,7 @@ impl Proxy {
                     let cache = &mut self.mx_cache;
                     let s = self.stream.as_deref_mut().expect("stream present");
                     if s.maps[MAP_RESP_HEADERS].is_empty() {
-                        spare_resp_headers.clone_from(&resp.headers);
+                        refill(&mut spare_resp_headers, &resp.headers);
                         s.maps[MAP_RESP_HEADERS] = std::mem::take(&mut spare_resp_headers);
                     } else {
                         s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
@@ -457,4 +456,16 @@ impl Proxy {
             });
         }
     }
+}
+
+/// Makes `dst` a copy of `src`, reusing the `String` buffers already in `dst` (a tuple's
+/// `clone_from` would allocate afresh, so each name and value is `clone_from`ed separately).
+fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)]) {
+    dst.truncate(src.len());
+    for ((dk, dv), (sk, sv)) in dst.iter_mut().zip(src) {
+        dk.clone_from(sk);
+        dv.clone_from(sv);
+    }
+    let n = dst.len();
+    dst.extend_from_slice(&src[n..]);
 }
