@@ -27,6 +27,10 @@
 //!   string, else bytes; a Struct number reads as bytes. Pairs whose every value is empty are a
 //!   list (Envoy's CEL list serialisation, e.g. `filter_metadata.istio.services`), so
 //!   `services[0].name` works; a Struct whose every field is `""` then reads as a list too.
+//! * Per-request cost: a caller that already decoded a peer (the stats plugin caches nodes by
+//!   peer id) hands it over with `Attributes::provide_{upstream,downstream}_peer`, so CEL does not
+//!   read and decode the FlatNode again; an expression that is a plain attribute name skips the
+//!   interpreter (same value and errors).
 //! * [`expr::to_label`] renders ints in decimal (like Istio's 1.17 native filter and CEL
 //!   `string()`), not as the raw 8 bytes the 1.13–1.16 Wasm plugin stored.
 
