@@ -425,19 +425,25 @@ impl Proxy {
     /// Loads the body of `ev` into the stream buffer; returns its size.
     fn body_for(&mut self, ev: Ev) -> i32 {
         let s = self.stream.as_deref_mut().expect("stream present");
-        let Some(x) = s.facts.http() else { return 0 };
-        let body: &[u8] = match ev {
-            Ev::ReqBody(_) => &x.request.body,
-            _ => match (&s.local_reply, &x.response) {
-                (Some(r), _) => &r.body,
-                (None, Some(resp)) => &resp.body,
-                _ => &[],
-            },
-        };
-        // SAFETY-free copy: the exchange outlives the stream; the buffer is the filter's view.
-        let body = body.to_vec();
-        s.buffer.clear();
-        s.buffer.extend_from_slice(&body);
+        // The buffer is taken out while the body is borrowed from the stream, so the body is
+        // copied once, into the buffer's existing allocation.
+        let mut buffer = std::mem::take(&mut s.buffer);
+        buffer.clear();
+        if let Some(x) = s.facts.http() {
+            let body: &[u8] = match ev {
+                Ev::ReqBody(_) => &x.request.body,
+                _ => match (&s.local_reply, &x.response) {
+                    (Some(r), _) => &r.body,
+                    (None, Some(resp)) => &resp.body,
+                    _ => &[],
+                },
+            };
+            buffer.extend_from_slice(body);
+        } else {
+            s.buffer = buffer;
+            return 0;
+        }
+        s.buffer = buffer;
         s.buffer.len() as i32
     }
 
