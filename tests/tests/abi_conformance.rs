@@ -22,7 +22,11 @@ fn both_plugins_conform() {
         let violations = check(&bytes);
         assert!(violations.is_empty(), "{file}: {violations:?}");
         let s = surface(&bytes).expect("parses");
-        assert!(s.imports.iter().all(|(m, _)| m == "env"), "{file}: {:?}", s.imports);
+        assert!(
+            s.imports.iter().all(|(m, _)| m == "env"),
+            "{file}: {:?}",
+            s.imports
+        );
     }
 }
 
@@ -42,7 +46,11 @@ fn a_wasi_import_is_named() {
     );
     let v = check(&wasm);
     assert_eq!(v.len(), 1, "{v:?}");
-    assert!(v[0].0.starts_with("imports wasi_snapshot_preview1.sched_yield: a WASI import"), "{v:?}");
+    assert!(
+        v[0].0
+            .starts_with("imports wasi_snapshot_preview1.sched_yield: a WASI import"),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -56,7 +64,11 @@ fn a_wasm_bindgen_shim_is_named() {
     );
     let v = check(&wasm);
     assert_eq!(v.len(), 1, "{v:?}");
-    assert!(v[0].0.contains("__wbindgen_placeholder__.__wbindgen_describe: a wasm-bindgen import"), "{v:?}");
+    assert!(
+        v[0].0
+            .contains("__wbindgen_placeholder__.__wbindgen_describe: a wasm-bindgen import"),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -70,7 +82,10 @@ fn an_unknown_env_function_is_named() {
     );
     let v = check(&wasm);
     assert_eq!(v.len(), 5, "one per Istio version: {v:?}");
-    assert!(v.iter().all(|x| x.0.contains("proxy_does_not_exist")), "{v:?}");
+    assert!(
+        v.iter().all(|x| x.0.contains("proxy_does_not_exist")),
+        "{v:?}"
+    );
 }
 
 #[test]
