@@ -294,10 +294,12 @@ impl<'de> Deserialize<'de> for Headers {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Headers, A::Error> {
                 let mut out = Vec::new();
-                while let Some(name) = m.next_key::<String>()? {
-                    let name = name.to_ascii_lowercase();
+                while let Some(mut name) = m.next_key::<String>()? {
+                    name.make_ascii_lowercase();
                     match m.next_value::<HeaderValue>()? {
-                        HeaderValue(values) => {
+                        // The common case moves the name and value in: no copies.
+                        HeaderValue::One(v) => out.push((name, v)),
+                        HeaderValue::Many(values) => {
                             out.extend(values.into_iter().map(|v| (name.clone(), v)))
                         }
                     }
@@ -309,7 +311,11 @@ impl<'de> Deserialize<'de> for Headers {
     }
 }
 
-struct HeaderValue(Vec<String>);
+/// A header's value(s): one string (the common case, kept without a `Vec`) or a list.
+enum HeaderValue {
+    One(String),
+    Many(Vec<String>),
+}
 
 impl<'de> Deserialize<'de> for HeaderValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -320,17 +326,17 @@ impl<'de> Deserialize<'de> for HeaderValue {
                 f.write_str("a header value: string or list of strings")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderValue, E> {
-                Ok(HeaderValue(vec![v.to_string()]))
+                Ok(HeaderValue::One(v.to_string()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<HeaderValue, E> {
-                Ok(HeaderValue(vec![v]))
+                Ok(HeaderValue::One(v))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<HeaderValue, A::Error> {
                 let mut out = Vec::new();
                 while let Some(v) = s.next_element::<String>()? {
                     out.push(v);
                 }
-                Ok(HeaderValue(out))
+                Ok(HeaderValue::Many(out))
             }
         }
         d.deserialize_any(V)
