@@ -400,3 +400,40 @@ fn render_prints_to_stdout_without_out() {
     }
     assert!(run.stdout.contains("kind: EnvoyFilter"));
 }
+
+/// Every proxy version's shipped set carries the book schema: attributegen (getitems /
+/// createitem / deleteitem for /items) before the outbound stats filter, whose requests_total
+/// gains `upstream_operation` (a label through the webapp node's extraStatTags).
+/// `outbound_items.jsonl`: GET /items ×3, POST /items ×2, DELETE /items ×1, PUT /items ×1 and
+/// GET /other ×1 — so getitems 3, createitem 2, deleteitem 1 and, for PUT and /other, which no
+/// rule matches, `unknown` 2 (the dimension's CEL attribute is absent → "unknown"). POST answers
+/// 201, the rest 200, so `unknown` is one series of 2.
+#[test]
+fn every_proxy_version_labels_outbound_items_calls_with_upstream_operation() {
+    for version in ["1.13.9", "1.14.6", "1.15.7", "1.16.7", "1.17.8"] {
+        let run = replay(&[
+            "--proxy-version",
+            version,
+            "testdata/traffic/cli/outbound_items.jsonl",
+        ]);
+        assert_eq!(run.code, 0, "{version}: {}", run.stderr);
+        let count = |op: &str| -> u64 {
+            run.stdout
+                .lines()
+                .filter(|l| l.starts_with("istio_requests_total{"))
+                .filter(|l| l.contains(&format!("upstream_operation=\"{op}\"")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        assert_eq!(count("getitems"), 3, "{version}: {}", run.stdout);
+        assert_eq!(count("createitem"), 2, "{version}");
+        assert_eq!(count("deleteitem"), 1, "{version}");
+        assert_eq!(count("unknown"), 2, "{version}");
+        // The book's get_calls definition: 3 GET /items + 1 GET /other.
+        assert!(
+            run.stdout.contains("istio_get_calls{} 4"),
+            "{version}: {}",
+            run.stdout
+        );
+    }
+}
