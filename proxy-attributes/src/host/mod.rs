@@ -1,6 +1,9 @@
 //! The host boundary. Plugin logic never calls `proxy_wasm::hostcalls` directly; it reads Envoy
 //! through [`Host`], so the same logic runs natively against [`fake::FakeHost`] in tests.
 
+/// The real host: the Proxy-Wasm ABI (wasm32 builds only).
+#[cfg(target_arch = "wasm32")]
+pub mod envoy;
 pub mod fake;
 
 /// Which Envoy header map to read (`proxy_map_type_t`).

@@ -17,19 +17,6 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
-    fn proxy_get_property(
-        path_data: *const u8,
-        path_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
-    fn proxy_get_header_map_value(
-        map_type: u32,
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
-    ) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
         name_data: *const u8,
@@ -42,17 +29,7 @@ extern "C" {
     fn proxy_set_effective_context(context_id: u32) -> u32;
 }
 
-/// Takes ownership of a host-returned buffer (allocated through our exported `malloc`).
-///
-/// # Safety
-/// `data` must be null or a `len`-byte allocation made by [`super::malloc`].
-unsafe fn take(data: *mut u8, len: usize) -> Option<Vec<u8>> {
-    if data.is_null() {
-        return None;
-    }
-    // `malloc` hands out a boxed slice of exactly the requested size, so capacity == len.
-    Some(Vec::from_raw_parts(data, len, len))
-}
+use proxy_attributes::host::envoy::take;
 
 pub fn log(level: u32, message: &str) {
     // SAFETY: pointer and length describe a live `&str`.
@@ -71,57 +48,6 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Option<Vec<u8>
             return None;
         }
         take(data, len)
-    }
-}
-
-/// `proxy_get_property(path)`: path parts joined with NUL. Paths are short: serialised on the
-/// stack (no allocation per read), on the heap only past 128 bytes.
-pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    let total = path
-        .iter()
-        .map(|p| p.len() + 1)
-        .sum::<usize>()
-        .saturating_sub(1);
-    let mut stack = [0u8; 128];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = match stack.get_mut(..total) {
-        Some(b) => b,
-        None => {
-            heap.resize(total, 0);
-            &mut heap
-        }
-    };
-    let mut at = 0;
-    for p in path {
-        if let Some(dst) = buf.get_mut(at..at + p.len()) {
-            dst.copy_from_slice(p.as_bytes());
-        }
-        // The NUL separator is already there (zeroed buffer).
-        at += p.len() + 1;
-    }
-    let mut data: *mut u8 = null_mut();
-    let mut len: usize = 0;
-    // SAFETY: as above.
-    unsafe {
-        if proxy_get_property(buf.as_ptr(), buf.len(), &mut data, &mut len) != STATUS_OK {
-            return None;
-        }
-        take(data, len)
-    }
-}
-
-/// `proxy_get_header_map_value`; an existing empty header is `Some(vec![])`.
-pub fn header(map_type: u32, name: &str) -> Option<Vec<u8>> {
-    let mut data: *mut u8 = null_mut();
-    let mut len: usize = 0;
-    // SAFETY: as above.
-    unsafe {
-        if proxy_get_header_map_value(map_type, name.as_ptr(), name.len(), &mut data, &mut len)
-            != STATUS_OK
-        {
-            return None;
-        }
-        Some(take(data, len).unwrap_or_default())
     }
 }
 

@@ -2,28 +2,9 @@
 
 use super::ffi;
 use crate::series::{MetricKind, Metrics};
-use proxy_attributes::host::{HeaderMap, Host};
 
-pub struct WasmHost;
-
-impl Host for WasmHost {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        ffi::property(path)
-    }
-
-    fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
-        let map_type = match map {
-            HeaderMap::RequestHeaders => 0,
-            HeaderMap::RequestTrailers => 1,
-            HeaderMap::ResponseHeaders => 2,
-            HeaderMap::ResponseTrailers => 3,
-        };
-        ffi::header(map_type, name).map(|b| match String::from_utf8(b) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
-    }
-}
+/// Envoy, through the ABI binding both plugins share.
+pub use proxy_attributes::host::envoy::EnvoyHost as WasmHost;
 
 pub struct WasmMetrics;
 

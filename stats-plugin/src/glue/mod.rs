@@ -16,6 +16,7 @@ mod host;
 use crate::plugin::{StatsPlugin, Stream};
 use crate::Direction;
 use host::{WasmHost, WasmLogger, WasmMetrics};
+use proxy_attributes::host::Host;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -121,7 +122,8 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
         let Some(root) = d.roots.get_mut(&root_id) else {
             return;
         };
-        let plugin_root_id = ffi::property(&["plugin_root_id"])
+        let plugin_root_id = WasmHost
+            .property(&["plugin_root_id"])
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         root.plugin

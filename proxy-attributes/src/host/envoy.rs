@@ -1,0 +1,141 @@
+//! [`Host`] over the Proxy-Wasm ABI 0.2.1 (wasm32 only): the one implementation both plugins
+//! use to read Envoy, plus `proxy_set_property`.
+//!
+//! It calls the ABI directly instead of the Rust SDK's `hostcalls` wrappers: those `panic!` on
+//! statuses they do not expect (Envoy answers `SERIALIZATION_FAILURE` for some properties) and
+//! `unwrap` non-UTF-8 header values, and with `panic = "abort"` a panic is a trap that poisons
+//! the Envoy VM. Every status here maps to `None` / `false`.
+
+use super::{HeaderMap, Host};
+
+mod abi {
+    // The Rust SDK declares the same imports with its `Status` enum as the return type; the wasm
+    // signature is the same (all i32), so both resolve to one `env.*` import.
+    #![allow(clashing_extern_declarations)]
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        pub fn proxy_get_property(
+            path_data: *const u8,
+            path_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_set_property(
+            path_data: *const u8,
+            path_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
+        pub fn proxy_get_header_map_value(
+            map_type: u32,
+            key_data: *const u8,
+            key_size: usize,
+            return_value_data: *mut *mut u8,
+            return_value_size: *mut usize,
+        ) -> u32;
+    }
+}
+
+const STATUS_OK: u32 = 0;
+
+/// Envoy, as seen from any callback of the plugin.
+pub struct EnvoyHost;
+
+impl Host for EnvoyHost {
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        with_path(path, |p| {
+            let mut data: *mut u8 = std::ptr::null_mut();
+            let mut len: usize = 0;
+            // SAFETY: `p` is live for the call, the out-pointers are valid locals, and on OK the
+            // returned buffer is ours.
+            unsafe {
+                if abi::proxy_get_property(p.as_ptr(), p.len(), &mut data, &mut len) != STATUS_OK {
+                    return None;
+                }
+                take(data, len)
+            }
+        })
+    }
+
+    fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
+        let map_type = match map {
+            HeaderMap::RequestHeaders => 0,
+            HeaderMap::RequestTrailers => 1,
+            HeaderMap::ResponseHeaders => 2,
+            HeaderMap::ResponseTrailers => 3,
+        };
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut len: usize = 0;
+        // SAFETY: as above.
+        let bytes = unsafe {
+            if abi::proxy_get_header_map_value(
+                map_type,
+                name.as_ptr(),
+                name.len(),
+                &mut data,
+                &mut len,
+            ) != STATUS_OK
+            {
+                return None;
+            }
+            // An existing empty header comes back as a null buffer.
+            take(data, len).unwrap_or_default()
+        };
+        // Header values may hold obs-text bytes: replace invalid UTF-8 instead of failing.
+        Some(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+}
+
+/// `proxy_set_property(path, value)`: Envoy stores it as filter state `wasm.<path>`. `false` for
+/// any non-OK status (e.g. NOT_FOUND from a root context).
+pub fn set_property(path: &[&str], value: &[u8]) -> bool {
+    with_path(path, |p| {
+        // SAFETY: both slices are live for the call.
+        unsafe {
+            abi::proxy_set_property(p.as_ptr(), p.len(), value.as_ptr(), value.len()) == STATUS_OK
+        }
+    })
+}
+
+/// Runs `f` on the path parts joined with NUL (the ABI's property path, no trailing NUL), on
+/// the stack when short: no allocation per read.
+fn with_path<R>(path: &[&str], f: impl FnOnce(&[u8]) -> R) -> R {
+    let total = path
+        .iter()
+        .map(|p| p.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    let mut stack = [0u8; 128];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = match stack.get_mut(..total) {
+        Some(b) => b,
+        None => {
+            heap.resize(total, 0);
+            &mut heap
+        }
+    };
+    let mut at = 0;
+    for p in path {
+        if let Some(dst) = buf.get_mut(at..at + p.len()) {
+            dst.copy_from_slice(p.as_bytes());
+        }
+        // The NUL separator is already there (zeroed buffer).
+        at += p.len() + 1;
+    }
+    f(buf)
+}
+
+/// Takes ownership of a host-returned buffer.
+///
+/// # Safety
+/// `data` must be null or a `len`-byte allocation made through the module's exported allocator
+/// (both plugins' allocators hand out exactly `len` bytes with alignment 1).
+pub unsafe fn take(data: *mut u8, len: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    Some(Vec::from_raw_parts(data, len, len))
+}
