@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
         upstream: UpstreamInfo::default(),
         route_name: String::new(),
         peer: None,
+        grpc_messages: None,
     };
     c.bench_function("empty_http_stream_noop_plugin", |b| {
         b.iter(|| std::hint::black_box(proxy.run_http(&x)))

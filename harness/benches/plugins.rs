@@ -180,6 +180,7 @@ fn exchange() -> HttpExchange {
             id: "sidecar~10.10.0.20~catalog-5d8f7c9b4-abcde.istioinaction~istioinaction.svc.cluster.local".into(),
             metadata,
         }),
+        grpc_messages: None,
     }
 }
 

@@ -104,6 +104,10 @@ pub struct HttpExchange {
     /// The peer metadata exchange would learn: on inbound from the request headers
     /// (`downstream_peer`), on outbound/gateway from the response headers (`upstream_peer`).
     pub peer: Option<Peer>,
+    /// gRPC messages `(requests, responses)` the `envoy.filters.http.grpc_stats` filter counts
+    /// on this stream; with it in the chain, Istio's `emit_filter_state` leaves them in filter
+    /// state `envoy.filters.http.grpc_stats` as `"<requests>,<responses>"`.
+    pub grpc_messages: Option<(u64, u64)>,
 }
 
 /// Outcome of Istio's TCP (ALPN) metadata exchange.

@@ -118,6 +118,7 @@ fn request(method: &str, path: &str, status: u16) -> HttpExchange {
         },
         route_name: "default".into(),
         peer: None,
+        grpc_messages: None,
     }
 }
 

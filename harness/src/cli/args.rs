@@ -30,7 +30,8 @@ pub enum Command {
     /// skipped). Unknown fields are ignored with one warning per field path; a line with a wrong
     /// type or a bad value (unknown response flag, bad RFC 3339 time) is reported and skipped.
     /// Additions to the contract: `"response": null` = stream reset; `response.flags` may be the
-    /// integer bitmask; `connection.id`.
+    /// integer bitmask; `connection.id`; `grpc_messages: [{"request": N, "response": M}, …]`
+    /// (summed into the grpc_stats filter state that feeds the gRPC message counters).
     ///
     /// Compiled modules are cached in <workspace>/target/harness-module-cache
     /// (HARNESS_MODULE_CACHE=DIR moves it, =off disables it).

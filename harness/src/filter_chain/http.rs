@@ -16,6 +16,9 @@ use crate::metadata_exchange as mx;
 use crate::proxy::{context_of, ChainEntry, HttpOutcome, Proxy};
 use crate::stream::{Direction, HttpExchange};
 
+/// The filter state key `envoy.filters.http.grpc_stats` writes with `emit_filter_state`.
+const GRPC_STATS_KEY: &[u8] = b"envoy.filters.http.grpc_stats";
+
 /// What the chain did with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
@@ -303,6 +306,18 @@ impl Proxy {
         for k in 0..n {
             let i = if reverse { n - 1 - k } else { k };
             match &chain[i] {
+                // Istio configures grpc_stats with `emit_filter_state: true`: the stats plugin
+                // reads the message counts from that filter state. The harness knows the stream's
+                // totals up front, so they are visible from the request headers on (Envoy updates
+                // them per message; only mid-stream tick reports would differ).
+                ChainEntry::PassThrough(name) if name == "envoy.filters.http.grpc_stats" => {
+                    if let (Ev::ReqHeaders(_), Some(s)) = (&ev, self.stream.as_deref_mut()) {
+                        if let Some((q, r)) = s.facts.http().and_then(|h| h.grpc_messages) {
+                            let value = format!("{q},{r}");
+                            s.filter_state.set(GRPC_STATS_KEY, value.as_bytes(), false);
+                        }
+                    }
+                }
                 ChainEntry::PassThrough(_) => {}
                 ChainEntry::MetadataExchange => {
                     let (local, cache) = (&self.local_mx, &mut self.mx_cache);

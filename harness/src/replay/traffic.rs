@@ -393,11 +393,23 @@ macro_rules! raw_shapes {
             connection: Option<RawConnection>,
             upstream: Option<RawUpstream>,
             route_name: Option<String>,
+            /// Addition to the contract: gRPC message batches `[{request, response}, …]` the
+            /// grpc_stats filter counts (summed; see `HttpExchange::grpc_messages`).
+            grpc_messages: Option<Vec<RawGrpcMessages>>,
             // TCP
             sent_bytes: Option<u64>,
             received_bytes: Option<u64>,
             chunks: Option<u32>,
             mx: Option<RawMx>,
+        }
+
+        #[derive(Deserialize, Default)]
+        $(#[$strict])*
+        pub(super) struct RawGrpcMessages {
+            #[serde(default)]
+            request: u64,
+            #[serde(default)]
+            response: u64,
         }
 
         #[derive(Deserialize, Default)]
@@ -624,6 +636,11 @@ macro_rules! raw_shapes {
                     upstream,
                     route_name: self.route_name.unwrap_or_else(|| "default".into()),
                     peer: peer(self.peer),
+                    grpc_messages: self.grpc_messages.map(|batches| {
+                        batches.iter().fold((0u64, 0u64), |(q, r), b| {
+                            (q.saturating_add(b.request), r.saturating_add(b.response))
+                        })
+                    }),
                 })
             }
 
@@ -788,6 +805,17 @@ mod tests {
             }) => h,
             other => panic!("not an http event: {other:?}"),
         }
+    }
+
+    #[test]
+    fn grpc_message_batches_are_summed() {
+        // Istio's TestStatsGrpcStream: 3 requests / 13 responses, then 5 / 14 more: 8 and 27.
+        let evs = read(
+            r#"{"kind":"http","direction":"inbound","response":{"grpc_status":0},"grpc_messages":[{"request":3,"response":13},{"request":5,"response":14}]}
+{"kind":"http","direction":"inbound"}"#,
+        );
+        assert_eq!(http(&evs[0]).grpc_messages, Some((8, 27)));
+        assert_eq!(http(&evs[1]).grpc_messages, None);
     }
 
     fn tcp(ev: &Result<DecodedEvent, LineError>) -> &TcpConnection {

@@ -214,6 +214,7 @@ pub fn exchange(direction: Direction) -> HttpExchange {
         },
         route_name: "default".into(),
         peer: None,
+        grpc_messages: None,
     }
 }
 
