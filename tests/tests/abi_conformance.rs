@@ -7,12 +7,16 @@ fn module(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).expect("test module is valid WAT")
 }
 
-/// The smallest module that satisfies Envoy: the ABI marker, an allocator and memory.
-const MINIMAL: &str = r#"(module
-  (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+/// A module that satisfies Envoy (ABI marker, allocator, memory) plus the given imports.
+fn module_importing(imports: &str) -> Vec<u8> {
+    module(&format!(
+        r#"(module
+  {imports}
   (memory (export "memory") 1)
   (func (export "proxy_abi_version_0_2_1"))
-  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#;
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#
+    ))
+}
 
 #[test]
 fn both_plugins_conform() {
@@ -32,18 +36,15 @@ fn both_plugins_conform() {
 
 #[test]
 fn a_minimal_module_conforms() {
-    assert_eq!(check(&module(MINIMAL)), vec![]);
+    let wasm =
+        module_importing(r#"(import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))"#);
+    assert_eq!(check(&wasm), vec![]);
 }
 
 #[test]
 fn a_wasi_import_is_named() {
-    let wasm = module(
-        r#"(module
-  (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
-    );
+    let wasm =
+        module_importing(r#"(import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))"#);
     let v = check(&wasm);
     assert_eq!(v.len(), 1, "{v:?}");
     assert!(
@@ -55,12 +56,8 @@ fn a_wasi_import_is_named() {
 
 #[test]
 fn a_wasm_bindgen_shim_is_named() {
-    let wasm = module(
-        r#"(module
-  (import "__wbindgen_placeholder__" "__wbindgen_describe" (func (param i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
+    let wasm = module_importing(
+        r#"(import "__wbindgen_placeholder__" "__wbindgen_describe" (func (param i32)))"#,
     );
     let v = check(&wasm);
     assert_eq!(v.len(), 1, "{v:?}");
@@ -73,13 +70,7 @@ fn a_wasm_bindgen_shim_is_named() {
 
 #[test]
 fn an_unknown_env_function_is_named() {
-    let wasm = module(
-        r#"(module
-  (import "env" "proxy_does_not_exist" (func (result i32)))
-  (memory (export "memory") 1)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "malloc") (param i32) (result i32) (i32.const 0)))"#,
-    );
+    let wasm = module_importing(r#"(import "env" "proxy_does_not_exist" (func (result i32)))"#);
     let v = check(&wasm);
     assert_eq!(v.len(), 5, "one per Istio version: {v:?}");
     assert!(
