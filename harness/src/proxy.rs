@@ -21,7 +21,7 @@ use crate::host_state::{
 };
 use crate::metadata_exchange::{is_mx, LocalMx, MxCache};
 use crate::profile::Profile;
-use crate::stream::{Direction, LocalNode};
+use crate::stream::{Direction, LocalNode, Reload};
 use crate::vm::cache::{content_key, ModuleCache};
 use crate::vm::{validate, CallError, TrapReport, Vm};
 
@@ -169,6 +169,21 @@ pub struct Proxy {
     /// Scratch for the current stream's callback records and traps.
     pub(crate) records: Vec<CallbackRecord>,
     pub(crate) traps: Vec<TrapReport>,
+    /// What the grpc_stats filter state holds from the current stream's request headers on.
+    pub(crate) grpc_at_headers: Option<(u64, u64)>,
+    /// Set when the replay stopped inside an open HTTP stream: that stream's context ids.
+    pub(crate) open_stream: Option<Vec<u32>>,
+    /// The chains and module bytes of the last `load`, for reloads.
+    pub(crate) loaded: Option<LoadedConfig>,
+    /// VMs below this index were retired by a reload with new VMs: never reused, never ticked.
+    pub(crate) live_vms_from: usize,
+}
+
+/// What [`Proxy::load`] was given, kept so a reload can deliver it again.
+pub(crate) struct LoadedConfig {
+    chains: ChainSet,
+    /// Module bytes per `vm_config.code`, as the resolver answered at load.
+    codes: Vec<(WasmCode, Vec<u8>)>,
 }
 
 pub(crate) fn context_of(dir: Direction) -> Context {
@@ -216,7 +231,17 @@ impl Proxy {
             canary: false,
             records: Vec::new(),
             traps: Vec::new(),
+            grpc_at_headers: None,
+            open_stream: None,
+            loaded: None,
+            live_vms_from: 0,
         }
+    }
+
+    /// The context ids (one per Wasm filter) of the HTTP stream the replay stopped inside
+    /// (`stop_after_ms`), if it did. The proxy runs no further stream or reload after that.
+    pub fn open_stream(&self) -> Option<&[u32]> {
+        self.open_stream.as_deref()
     }
 
     pub fn profile(&self) -> Profile {
@@ -370,6 +395,167 @@ impl Proxy {
         chains: &ChainSet,
         resolver: &dyn Fn(&WasmCode) -> Result<Vec<u8>, String>,
     ) -> Result<LoadReport, LoadError> {
+        let codes = std::cell::RefCell::new(Vec::<(WasmCode, Vec<u8>)>::new());
+        let remembering = |code: &WasmCode| -> Result<Vec<u8>, String> {
+            if let Some((_, b)) = codes.borrow().iter().find(|(c, _)| c == code) {
+                return Ok(b.clone());
+            }
+            let bytes = resolver(code)?;
+            codes.borrow_mut().push((code.clone(), bytes.clone()));
+            Ok(bytes)
+        };
+        let report = self.load_chains(chains, &remembering)?;
+        self.loaded = Some(LoadedConfig {
+            chains: chains.clone(),
+            codes: codes.into_inner(),
+        });
+        Ok(report)
+    }
+
+    /// A listener update that delivers the loaded configuration again (Envoy: new filter
+    /// configs → new plugin handles). The clock first runs to `reload.at_ns` (ticks due fire).
+    /// Then every current root context is shut down as cpp-host's `startShutdown` does:
+    /// `proxy_on_done(root)`, and `proxy_on_delete(root)` when it returned true; its timer
+    /// stops. New root contexts are started and configured (`proxy_on_context_create` →
+    /// `proxy_on_vm_start` → `proxy_on_configure`) in new VMs (`new_vm`, as when the VM key
+    /// changed) or in the running ones (a changed plugin configuration). The stats store is
+    /// Envoy's, not the VM's: every counter keeps its value and the new VMs define the same
+    /// names onto the same stats.
+    ///
+    /// Not modelled: Envoy reuses the very same plugin handle (no new root context at all) when
+    /// an identical plugin key is still held by the draining listener; streams in flight on the
+    /// old listener finish on the old root (the replay has none in flight between events).
+    pub fn reload(&mut self, reload: &Reload) -> Result<LoadReport, LoadError> {
+        let err = |message: String| LoadError {
+            context: Context::SidecarOutbound,
+            filter_name: String::new(),
+            plugin_name: String::new(),
+            message,
+            trap: None,
+            logs: Vec::new(),
+        };
+        if self.open_stream.is_some() {
+            return Err(err(
+                "the replay stopped inside an open stream (stop_after_ms): no reload after it"
+                    .into(),
+            ));
+        }
+        let Some(loaded) = self.loaded.take() else {
+            return Err(err("nothing was loaded: no configuration to reload".into()));
+        };
+        self.advance_to(reload.at_ns);
+        self.shut_down_roots();
+        if reload.new_vm {
+            self.retire_vms();
+        }
+        self.plugins.clear();
+        self.http_chains.clear();
+        self.network_chains.clear();
+        let codes = &loaded.codes;
+        let resolver = |code: &WasmCode| -> Result<Vec<u8>, String> {
+            codes
+                .iter()
+                .find(|(c, _)| c == code)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| "module not loaded before the reload".to_string())
+        };
+        let result = self.load_chains(&loaded.chains, &resolver);
+        self.loaded = Some(loaded);
+        result
+    }
+
+    /// Retires every live VM: its instance memory is released (the store is replaced by an
+    /// empty one) and it is marked failed, so nothing can call into it again; its index stays
+    /// (VM indices key the per-VM metric ids and queue owners).
+    fn retire_vms(&mut self) {
+        for vi in self.live_vms_from..self.vms.len() {
+            let vm_id = self.vms[vi].key.0.clone();
+            let empty = wasmtime::Store::new(
+                self.cache.engine(),
+                VmHost::new(self.profile, vm_id.clone(), vi, Vec::new()),
+            );
+            let vm = &mut self.vms[vi];
+            vm.store = empty;
+            if vm.poisoned.is_none() {
+                vm.poisoned = Some(TrapReport {
+                    plugin: vm_id,
+                    callback: "reload".into(),
+                    message: "VM retired by a reload with new VMs".into(),
+                    backtrace: Vec::new(),
+                });
+            }
+        }
+        self.live_vms_from = self.vms.len();
+    }
+
+    /// `proxy_on_done` then (when it returned true) `proxy_on_delete` on every live root
+    /// context, each once; the roots are then forgotten (no more ticks).
+    fn shut_down_roots(&mut self) {
+        let mut roots: Vec<(usize, u32)> =
+            self.plugins.iter().map(|p| (p.vm, p.root_ctx)).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        for (vi, root) in roots {
+            let Some(vm) = self.vms.get_mut(vi) else {
+                continue;
+            };
+            if vm.poisoned.is_none() {
+                let done = vm.call_ex(
+                    &mut self.world,
+                    &mut self.stream,
+                    Phase::Tick,
+                    root,
+                    "proxy_on_done",
+                    |ex, s| {
+                        Ok(match &ex.on_done {
+                            Some(f) => f.call(&mut *s, root as i32)? != 0,
+                            None => true,
+                        })
+                    },
+                );
+                if self.trace {
+                    self.record_root(vi, root, format!("proxy_on_done({root})"), None);
+                }
+                let vm = &mut self.vms[vi];
+                match done {
+                    Ok(true) => {
+                        let _ = vm.call_ex(
+                            &mut self.world,
+                            &mut self.stream,
+                            Phase::Tick,
+                            root,
+                            "proxy_on_delete",
+                            |ex, s| {
+                                if let Some(f) = &ex.on_delete {
+                                    f.call(&mut *s, root as i32)?;
+                                }
+                                Ok(())
+                            },
+                        );
+                        if self.trace {
+                            self.record_root(vi, root, format!("proxy_on_delete({root})"), None);
+                        }
+                    }
+                    Ok(false) => self.world_mut().harness_log(
+                        LogLevel::Info,
+                        format!(
+                            "reload: root context {root} returned false from proxy_on_done; the harness drops it without waiting for proxy_done"
+                        ),
+                    ),
+                    Err(_) => {}
+                }
+            }
+            let h = self.vms[vi].store.data_mut();
+            h.roots.remove(&root);
+            h.contexts.remove(&root);
+        }
+    }
+
+    fn load_chains(
+        &mut self,
+        chains: &ChainSet,
+        resolver: &dyn Fn(&WasmCode) -> Result<Vec<u8>, String>,
+    ) -> Result<LoadReport, LoadError> {
         let mut report = LoadReport::default();
         let all = chains
             .http
@@ -465,12 +651,14 @@ impl Proxy {
         let code_key = content_key(&bytes);
         let vm_key = (w.vm_id.clone(), w.vm_configuration.clone(), code_key);
         let mut shared_vm = true;
+        let live_from = self.live_vms_from;
         let vm_idx = match self
             .vms
             .iter()
+            .skip(live_from)
             .position(|v| v.key == vm_key && v.poisoned.is_none())
         {
-            Some(i) => i,
+            Some(i) => live_from + i,
             None => {
                 shared_vm = false;
                 let module = self.cache.get(&bytes).map_err(|e| err(self, e, None))?;

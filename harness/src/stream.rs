@@ -139,3 +139,49 @@ pub struct TcpConnection {
     pub peer: Option<Peer>,
     pub mx: MxOutcome,
 }
+
+/// What happens inside one HTTP stream over time, beyond [`HttpExchange`] (additions to the
+/// traffic format: `grpc_messages[].at_ms`, `stop_after_ms`). The default plan is the plain
+/// exchange: the gRPC totals are visible from the request headers on and the stream ends.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpPlan {
+    /// What the grpc_stats filter state holds from the request headers on, when
+    /// `grpc_timeline` is not empty: the batches given without a time.
+    pub grpc_initial: (u64, u64),
+    /// Running totals of the timed batches, in time order: from `at_ns` after the stream's start
+    /// on, the grpc_stats filter state holds `(requests, responses)`. Empty: the exchange's
+    /// `grpc_messages` totals hold from the request headers on.
+    pub grpc_timeline: Vec<GrpcProgress>,
+    /// Stop the replay this long (ns) after the stream's start, with the stream still open: no
+    /// end of stream, no `proxy_on_log`. What the plugins reported by then (on their ticks) is
+    /// what a scrape at that instant shows. Always before the stream's end.
+    pub stop_after_ns: Option<i64>,
+}
+
+impl HttpPlan {
+    /// True when the plan adds nothing to the exchange.
+    pub fn is_plain(&self) -> bool {
+        self.grpc_timeline.is_empty() && self.stop_after_ns.is_none()
+    }
+}
+
+/// The grpc_stats message totals from one instant of a stream on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcProgress {
+    /// ns after the stream's start.
+    pub at_ns: i64,
+    pub requests: u64,
+    pub responses: u64,
+}
+
+/// A listener update that re-delivers the loaded configuration (traffic `{"kind":"reload"}`):
+/// Envoy builds new filter configs; the plugins get new root contexts (and, with `new_vm`, new
+/// VMs); the stats store and its counters stay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reload {
+    /// When the update lands, ns since the Unix epoch (ticks due before it fire first).
+    pub at_ns: i64,
+    /// Start new VMs (as when the VM key — vm_id, vm configuration, code — changed); otherwise
+    /// the new root contexts are created in the VMs already running.
+    pub new_vm: bool,
+}

@@ -536,6 +536,8 @@ pub mod golden {
                 let (direction, http) = match &ev.event {
                     traffic::Event::Http(h) => (h.direction, true),
                     traffic::Event::Tcp(t) => (t.direction, false),
+                    // A listener update: nothing to route.
+                    traffic::Event::Reload(_) => continue,
                 };
                 let ctx = chains::context_of(direction);
                 let map = if http {
@@ -662,6 +664,28 @@ pub mod golden {
                 Some(t) => Err(t.to_string()),
                 None => Ok(()),
             }
+        }
+
+        fn http_planned(
+            &mut self,
+            exchange: &harness::stream::HttpExchange,
+            plan: &harness::stream::HttpPlan,
+        ) -> Result<(), String> {
+            let out = self.proxy.run_http_planned(exchange, plan);
+            self.proxy.clear_logs();
+            match out.traps.first() {
+                Some(t) => Err(t.to_string()),
+                None => Ok(()),
+            }
+        }
+
+        fn reload(&mut self, reload: &harness::stream::Reload) -> Result<(), String> {
+            let result = self.proxy.reload(reload);
+            self.proxy.clear_logs();
+            if let Some(t) = self.proxy.take_traps().first() {
+                return Err(t.to_string());
+            }
+            result.map(|_| ()).map_err(|e| e.to_string())
         }
     }
 

@@ -13,7 +13,7 @@ use super::setup::prepare;
 use crate::abi::LogLevel;
 use crate::proxy::Proxy;
 use crate::replay::run::{peak_rss_kib, replay_source, EventSink, Problem, Summary};
-use crate::stream::{HttpExchange, TcpConnection};
+use crate::stream::{HttpExchange, HttpPlan, Reload, TcpConnection};
 
 /// Runs events on the proxy; plugin log lines at warning or above go to stderr (capped), and
 /// the log buffer is drained after every event so memory stays flat.
@@ -61,6 +61,24 @@ impl EventSink for ProxySink<'_> {
         self.drain_logs();
         trap_error(&out.traps)
     }
+
+    fn http_planned(&mut self, exchange: &HttpExchange, plan: &HttpPlan) -> Result<(), String> {
+        let out = self.proxy.run_http_planned(exchange, plan);
+        self.drain_logs();
+        trap_error(&out.traps)
+    }
+
+    fn reload(&mut self, reload: &Reload) -> Result<(), String> {
+        let result = self.proxy.reload(reload);
+        let traps = self.proxy.take_traps();
+        self.drain_logs();
+        match result {
+            Ok(_) => trap_error(&traps),
+            Err(e) => Err(format!(
+                "reload rejected, as Envoy would NACK the update: {e}"
+            )),
+        }
+    }
 }
 
 /// `--validate`: decoding only.
@@ -71,6 +89,9 @@ impl EventSink for NullSink {
         Ok(())
     }
     fn tcp(&mut self, _: &TcpConnection) -> Result<(), String> {
+        Ok(())
+    }
+    fn http_planned(&mut self, _: &HttpExchange, _: &HttpPlan) -> Result<(), String> {
         Ok(())
     }
 }

@@ -14,10 +14,11 @@ use crate::host_state::{
 };
 use crate::metadata_exchange as mx;
 use crate::proxy::{context_of, ChainEntry, HttpOutcome, Proxy};
-use crate::stream::{Direction, HttpExchange};
+use crate::stream::{Direction, HttpExchange, HttpPlan};
 
 /// The filter state key `envoy.filters.http.grpc_stats` writes with `emit_filter_state`.
 const GRPC_STATS_KEY: &[u8] = b"envoy.filters.http.grpc_stats";
+const GRPC_STATS_FILTER: &str = "envoy.filters.http.grpc_stats";
 
 /// What the chain did with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +40,38 @@ enum Ev {
     RespTrailers,
 }
 
+/// The plan of a plain exchange.
+static PLAIN: HttpPlan = HttpPlan {
+    grpc_initial: (0, 0),
+    grpc_timeline: Vec::new(),
+    stop_after_ns: None,
+};
+
 impl Proxy {
     /// Runs one HTTP exchange through the chain of its direction.
     pub fn run_http(&mut self, x: &HttpExchange) -> HttpOutcome {
+        self.run_http_planned(x, &PLAIN)
+    }
+
+    /// Runs one HTTP exchange with timing inside it:
+    /// * timed gRPC batches: the grpc_stats filter state starts at `plan.grpc_initial` and takes
+    ///   each running total at its instant (ticks due before that instant see the previous
+    ///   totals; a tick at the same instant too), after the request and response headers;
+    /// * `stop_after_ns`: the stream stays open. Request and response headers pass with
+    ///   `end_stream` false, bodies and trailers (which end a stream) are never delivered, the
+    ///   clock runs to `start + stop_after_ns` firing ticks, and there is no log phase. The proxy
+    ///   then refuses further streams ([`Proxy::open_stream`]): a scrape is all that is left.
+    pub fn run_http_planned(&mut self, x: &HttpExchange, plan: &HttpPlan) -> HttpOutcome {
+        if self.refuse_after_stop() {
+            return HttpOutcome::default();
+        }
         self.advance_to(x.start_ns);
+        self.grpc_at_headers = if plan.grpc_timeline.is_empty() {
+            x.grpc_messages
+        } else {
+            Some(plan.grpc_initial)
+        };
+        let open = plan.stop_after_ns.is_some();
         let chain: Arc<[ChainEntry]> = self
             .http_chains
             .get(&context_of(x.direction))
@@ -78,8 +107,9 @@ impl Proxy {
         }
         let mut out = HttpOutcome::default();
         let mut mx_received = (false, false);
-        let has_body = !x.request.body.is_empty();
-        let has_trailers = !x.request.trailers.is_empty();
+        // An open stream has sent its headers only.
+        let has_body = !open && !x.request.body.is_empty();
+        let has_trailers = !open && !x.request.trailers.is_empty();
 
         // Decoder path.
         let mut flow = self.event(
@@ -101,7 +131,7 @@ impl Proxy {
         if flow == Flow::Continue && has_trailers {
             flow = self.event(&chain, x.direction, Ev::ReqTrailers, &mut mx_received);
         }
-        self.stream_mut().bytes_received = x.request.body.len() as u64;
+        self.stream_mut().bytes_received = if open { 0 } else { x.request.body.len() as u64 };
         if flow == Flow::Continue {
             self.stream_mut().routed = true;
             if self.trace {
@@ -139,7 +169,10 @@ impl Proxy {
                     } else {
                         x.code_details.clone()
                     };
-                    let (rb, rt) = (!resp.body.is_empty(), !resp.trailers.is_empty());
+                    let (rb, rt) = (
+                        !open && !resp.body.is_empty(),
+                        !open && !resp.trailers.is_empty(),
+                    );
                     let mut f = self.event(
                         &chain,
                         x.direction,
@@ -153,7 +186,7 @@ impl Proxy {
                     if f == Flow::Continue && rt {
                         f = self.event(&chain, x.direction, Ev::RespTrailers, &mut mx_received);
                     }
-                    self.stream_mut().bytes_sent = resp.body.len() as u64;
+                    self.stream_mut().bytes_sent = if open { 0 } else { resp.body.len() as u64 };
                     out.stalled_response = f == Flow::Stalled;
                     if f == Flow::LocalReply {
                         // A local reply while encoding replaces the response headers.
@@ -205,8 +238,42 @@ impl Proxy {
             out.downstream_response_headers = self.stream_ref().maps[MAP_RESP_HEADERS].clone();
         }
 
+        // The timed gRPC batches, then (open stream) the stop, or the stream's end.
+        let grpc_stats_in_chain = chain
+            .iter()
+            .any(|e| matches!(e, ChainEntry::PassThrough(n) if n == GRPC_STATS_FILTER));
+        let end = x.start_ns.saturating_add(x.duration_ns.max(0));
+        let until = plan
+            .stop_after_ns
+            .map_or(end, |s| x.start_ns.saturating_add(s.max(0)));
+        for p in &plan.grpc_timeline {
+            let at = x.start_ns.saturating_add(p.at_ns.max(0));
+            if at > until {
+                break;
+            }
+            self.advance_to(at);
+            if grpc_stats_in_chain {
+                let value = format!("{},{}", p.requests, p.responses);
+                self.stream_mut()
+                    .filter_state
+                    .set(GRPC_STATS_KEY, value.as_bytes(), false);
+            }
+        }
+        if open {
+            self.advance_to(until);
+            self.stop_open_stream(&chain);
+            let s = self.stream_mut();
+            out.response_code = s.response_code;
+            out.filter_state = s.filter_state.clone();
+            out.traps = self.take_traps();
+            if self.trace {
+                out.callbacks = std::mem::take(&mut self.records);
+            }
+            return out;
+        }
+
         // Access-log phase, then destroy.
-        self.advance_to(x.start_ns.saturating_add(x.duration_ns.max(0)));
+        self.advance_to(end);
         {
             let s = self.stream_mut();
             s.log_phase = true;
@@ -255,6 +322,38 @@ impl Proxy {
             out.callbacks = std::mem::take(&mut self.records);
         }
         out
+    }
+
+    /// Leaves the stream open for good: its contexts stay (the plugins keep it in their request
+    /// queues, as Envoy's would be at a scrape), but the description it points at is released.
+    fn stop_open_stream(&mut self, chain: &[ChainEntry]) {
+        let contexts = chain
+            .iter()
+            .filter_map(|e| match e {
+                ChainEntry::Wasm(p) => Some(self.plugins[*p].stream_ctx),
+                _ => None,
+            })
+            .filter(|c| *c != 0)
+            .collect();
+        self.open_stream = Some(contexts);
+        let s = self.stream_mut();
+        s.facts = Facts::None;
+        s.live = [false; 4];
+        s.buffer_type = None;
+    }
+
+    /// After a stop inside an open stream nothing else may run: the open stream's contexts
+    /// would read the next stream's state. Logged once per refused stream.
+    pub(crate) fn refuse_after_stop(&mut self) -> bool {
+        if self.open_stream.is_none() {
+            return false;
+        }
+        self.world_mut().harness_log(
+            LogLevel::Warn,
+            "the replay stopped inside an open stream (stop_after_ms): no further stream runs"
+                .into(),
+        );
+        true
     }
 
     pub(crate) fn stream_mut(&mut self) -> &mut crate::host_state::StreamState {
@@ -310,9 +409,9 @@ impl Proxy {
                 // reads the message counts from that filter state. The harness knows the stream's
                 // totals up front, so they are visible from the request headers on (Envoy updates
                 // them per message; only mid-stream tick reports would differ).
-                ChainEntry::PassThrough(name) if name == "envoy.filters.http.grpc_stats" => {
+                ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => {
                     if let (Ev::ReqHeaders(_), Some(s)) = (&ev, self.stream.as_deref_mut()) {
-                        if let Some((q, r)) = s.facts.http().and_then(|h| h.grpc_messages) {
+                        if let Some((q, r)) = self.grpc_at_headers {
                             let value = format!("{q},{r}");
                             s.filter_state.set(GRPC_STATS_KEY, value.as_bytes(), false);
                         }

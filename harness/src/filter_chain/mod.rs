@@ -88,7 +88,7 @@ impl Proxy {
         }
     }
 
-    fn record_root(&mut self, vm: usize, root: u32, call: String, result: Option<i32>) {
+    pub(crate) fn record_root(&mut self, vm: usize, root: u32, call: String, result: Option<i32>) {
         if self.trace {
             let name = self.vms[vm]
                 .store
@@ -326,7 +326,8 @@ impl Proxy {
         }
         loop {
             let mut best: Option<(i64, usize, u32)> = None;
-            for (vi, vm) in self.vms.iter().enumerate() {
+            // Retired VMs (a reload with new VMs) have no roots left; skip them outright.
+            for (vi, vm) in self.vms.iter().enumerate().skip(self.live_vms_from) {
                 if vm.poisoned.is_some() {
                     continue;
                 }
@@ -381,7 +382,8 @@ impl Proxy {
         !self.plugins[p].fail_open
     }
 
-    pub(crate) fn take_traps(&mut self) -> Vec<TrapReport> {
+    /// Takes the traps recorded since the last stream or call (e.g. by ticks during a reload).
+    pub fn take_traps(&mut self) -> Vec<TrapReport> {
         std::mem::take(&mut self.traps)
     }
 }

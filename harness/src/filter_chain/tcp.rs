@@ -20,6 +20,9 @@ const PEER_UNKNOWN: i32 = 0;
 impl Proxy {
     /// Runs one TCP connection through the network chain of its direction.
     pub fn run_tcp(&mut self, c: &TcpConnection) -> TcpOutcome {
+        if self.refuse_after_stop() {
+            return TcpOutcome::default();
+        }
         self.advance_to(c.start_ns);
         let chain: Arc<[ChainEntry]> = self
             .network_chains

@@ -7,12 +7,28 @@ use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use super::traffic::{Event, LineError, TrafficReader};
-use crate::stream::{HttpExchange, TcpConnection};
+use crate::stream::{HttpExchange, HttpPlan, Reload, TcpConnection};
 
 /// Whatever runs the events (the harness proxy; a counter in tests and benchmarks).
 pub trait EventSink {
     fn http(&mut self, exchange: &HttpExchange) -> Result<(), String>;
     fn tcp(&mut self, connection: &TcpConnection) -> Result<(), String>;
+
+    /// An HTTP stream with timing inside it (timed gRPC batches, `stop_after_ms`). A sink that
+    /// cannot play the timing fails such events rather than replaying them differently.
+    fn http_planned(&mut self, exchange: &HttpExchange, plan: &HttpPlan) -> Result<(), String> {
+        if plan.is_plain() {
+            self.http(exchange)
+        } else {
+            Err("this sink cannot replay timing inside a stream (grpc_messages[].at_ms, stop_after_ms)".into())
+        }
+    }
+
+    /// A `{"kind":"reload"}` line. Sinks without plugins have nothing to reload.
+    fn reload(&mut self, reload: &Reload) -> Result<(), String> {
+        let _ = reload;
+        Ok(())
+    }
 }
 
 /// A problem with one line of one source.
@@ -57,6 +73,11 @@ pub struct Summary {
     pub lines_skipped: u64,
     pub events_failed: u64,
     pub warnings: u64,
+    /// `{"kind":"reload"}` lines run (not counted in `events`).
+    pub reloads: u64,
+    /// Where the replay stopped inside an open stream (`stop_after_ms`): `source:line`. Every
+    /// later line, of this source and the next ones, is skipped and counted.
+    pub stopped_at: Option<String>,
     /// Skipped lines per reason kind (the field at fault, or the kind of syntax error).
     pub skip_reasons: BTreeMap<String, u64>,
     pub wall: Duration,
@@ -95,6 +116,12 @@ impl fmt::Display for Summary {
             self.wall.as_secs_f64(),
             self.events_per_second()
         )?;
+        if self.reloads > 0 {
+            write!(f, "; {} reloads", self.reloads)?;
+        }
+        if let Some(at) = &self.stopped_at {
+            write!(f, "; stopped inside the open stream of {at}")?;
+        }
         if !self.skip_reasons.is_empty() {
             let reasons: Vec<String> = self
                 .skip_reasons
@@ -124,16 +151,32 @@ pub fn replay_source<R: BufRead, S: EventSink>(
         kind,
         message,
     };
+    let skip =
+        |summary: &mut Summary, report: &mut dyn FnMut(Problem), line: usize, reason: String| {
+            summary.lines_skipped += 1;
+            *summary
+                .skip_reasons
+                .entry(reason_kind(&reason))
+                .or_default() += 1;
+            report(problem(line, ProblemKind::BadLine, reason));
+        };
     for item in reader.by_ref() {
+        if let Some(at) = &summary.stopped_at {
+            // Every line is still accounted for after a stop inside an open stream.
+            let line = match &item {
+                Ok(ev) => ev.line,
+                Err(e) => e.line,
+            };
+            let reason = format!(
+                "stopped: the replay stopped inside the open stream of {at} (stop_after_ms)"
+            );
+            skip(summary, report, line, reason);
+            continue;
+        }
         let ev = match item {
             Ok(ev) => ev,
             Err(LineError { line, reason }) => {
-                summary.lines_skipped += 1;
-                *summary
-                    .skip_reasons
-                    .entry(reason_kind(&reason))
-                    .or_default() += 1;
-                report(problem(line, ProblemKind::BadLine, reason));
+                skip(summary, report, line, reason);
                 continue;
             }
         };
@@ -142,12 +185,26 @@ pub fn replay_source<R: BufRead, S: EventSink>(
             summary.warnings += 1;
             report(problem(ev.line, ProblemKind::Warning, w));
         }
+        if let Event::Reload(r) = &ev.event {
+            summary.reloads += 1;
+            if let Err(e) = sink.reload(r) {
+                summary.events_failed += 1;
+                report(problem(ev.line, ProblemKind::EventFailed, e));
+            }
+            continue;
+        }
+        let stops = ev.plan.stop_after_ns.is_some() && ev.repeat > 0;
         for _ in 0..ev.repeat {
             let result = match &ev.event {
-                Event::Http(h) => {
+                Event::Http(h) if ev.plan.is_plain() => {
                     summary.http_events += 1;
                     sink.http(h)
                 }
+                Event::Http(h) => {
+                    summary.http_events += 1;
+                    sink.http_planned(h, &ev.plan)
+                }
+                Event::Reload(_) => Ok(()),
                 Event::Tcp(t) => {
                     summary.tcp_events += 1;
                     sink.tcp(t)
@@ -160,6 +217,9 @@ pub fn replay_source<R: BufRead, S: EventSink>(
                 // One report per line is enough: the repeats would fail the same way.
                 break;
             }
+        }
+        if stops {
+            summary.stopped_at = Some(format!("{source}:{}", ev.line));
         }
     }
     summary.wall += started.elapsed();

@@ -31,8 +31,8 @@ use serde_json::{Map, Value as Json};
 use super::flags::parse_flags;
 use super::time::{parse_rfc3339, DEFAULT_EPOCH_NS};
 use crate::stream::{
-    ConnectionInfo, Direction, HttpExchange, HttpMessage, MxOutcome, Peer, ServiceRef,
-    TcpConnection, UpstreamInfo,
+    ConnectionInfo, Direction, GrpcProgress, HttpExchange, HttpMessage, HttpPlan, MxOutcome, Peer,
+    Reload, ServiceRef, TcpConnection, UpstreamInfo,
 };
 
 const NS_PER_MS: f64 = 1_000_000.0;
@@ -44,6 +44,8 @@ const NS_PER_MS: f64 = 1_000_000.0;
 pub enum Event {
     Http(HttpExchange),
     Tcp(TcpConnection),
+    /// `{"kind":"reload"}` (addition): a listener update re-delivering the configuration.
+    Reload(Reload),
 }
 
 /// An event with where it came from and how often to replay it.
@@ -53,6 +55,8 @@ pub struct DecodedEvent {
     pub line: usize,
     pub repeat: u32,
     pub event: Event,
+    /// Timing inside an HTTP stream (timed gRPC batches, `stop_after_ms`); default otherwise.
+    pub plan: HttpPlan,
     /// Warnings about this line (unknown fields, first use per file only).
     pub warnings: Vec<String>,
 }
@@ -152,9 +156,13 @@ impl Decoder {
         // Fast path: the strict shapes reject unknown fields instead of tracking key paths.
         let mut json = serde_json::Deserializer::from_str(text);
         if let Ok(raw) = strict::RawEvent::deserialize(&mut json) {
-            if json.end().is_ok() {
+            if json.end().is_ok() && raw.kind() != RELOAD {
                 return self.finish(raw, Vec::new());
             }
+        }
+        // Only lines off the fast path pay for telling a control line (no `direction`) apart.
+        if probe_kind(text).as_deref() == Some(RELOAD) {
+            return self.decode_reload(text);
         }
         let mut ignored = Vec::new();
         let mut json = serde_json::Deserializer::from_str(text);
@@ -189,6 +197,7 @@ impl Decoder {
             warn(path, "is not part of the traffic format");
         }
         let repeat = raw.repeat().unwrap_or(1);
+        let mut plan = HttpPlan::default();
         let event = match raw.kind() {
             "http" => {
                 for (name, present) in raw.tcp_fields() {
@@ -196,7 +205,14 @@ impl Decoder {
                         warn(name.to_string(), "applies to tcp events only");
                     }
                 }
-                Event::Http(raw.into_http(start_ns, line)?)
+                let (exchange, p) = raw.into_http(start_ns, line)?;
+                if p.stop_after_ns.is_some() && repeat > 1 {
+                    return Err(format!(
+                        "stop_after_ms: the replay stops inside this stream, so it cannot repeat (repeat {repeat})"
+                    ));
+                }
+                plan = p;
+                Event::Http(exchange)
             }
             "tcp" => {
                 for (name, present) in raw.http_fields() {
@@ -206,12 +222,55 @@ impl Decoder {
                 }
                 Event::Tcp(raw.into_tcp(start_ns, line)?)
             }
-            other => return Err(format!("kind: expected \"http\" or \"tcp\", got {other:?}")),
+            other => {
+                return Err(format!(
+                    "kind: expected \"http\", \"tcp\" or \"reload\", got {other:?}"
+                ))
+            }
         };
         Ok(DecodedEvent {
             line,
             repeat,
             event,
+            plan,
+            warnings,
+        })
+    }
+
+    /// A `{"kind":"reload"}` line: `start` (default: previous + 1 ms, as for events) and `vm`.
+    fn decode_reload(&mut self, text: &str) -> Result<DecodedEvent, String> {
+        let mut ignored = Vec::new();
+        let mut json = serde_json::Deserializer::from_str(text);
+        let raw: RawReload = serde_ignored::deserialize(&mut json, |path| {
+            ignored.push(path.to_string().replace("?.", ""))
+        })
+        .map_err(|_| reload_error_with_path(text))?;
+        json.end().map_err(|e| strip_position(&e.to_string()))?;
+        let at_ns = match &raw.start {
+            Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
+            None => self
+                .prev_start_ns
+                .map_or(DEFAULT_EPOCH_NS, |p| p + 1_000_000),
+        };
+        self.prev_start_ns = Some(at_ns);
+        let mut warnings = Vec::new();
+        for path in ignored {
+            if self.warned.insert(path.clone()) {
+                let why = match path.as_str() {
+                    "direction" | "repeat" | "duration_ms" => "does not apply to reload lines",
+                    _ => "is not part of the traffic format",
+                };
+                warnings.push(format!("field {path:?} {why}; ignored (warned once)"));
+            }
+        }
+        Ok(DecodedEvent {
+            line: self.line,
+            repeat: 1,
+            event: Event::Reload(Reload {
+                at_ns,
+                new_vm: !matches!(raw.vm, Some(RawVm::Same)),
+            }),
+            plan: HttpPlan::default(),
             warnings,
         })
     }
@@ -229,6 +288,53 @@ fn error_with_path(text: &str) -> String {
     let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
     match lenient::RawEvent::deserialize(tracked) {
         Ok(_) => "invalid event".to_string(),
+        Err(e) => {
+            let path = track.path().to_string();
+            let msg = strip_position(&e.to_string());
+            if path == "." || path == "?" || path.is_empty() {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        }
+    }
+}
+
+/// The control kind that has its own line shape.
+const RELOAD: &str = "reload";
+
+/// The `kind` of a line, whatever else it holds (`None` when it is not an object with a string
+/// `kind`).
+fn probe_kind(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        kind: String,
+    }
+    serde_json::from_str::<Probe>(text).ok().map(|p| p.kind)
+}
+
+/// `{"kind":"reload","start":…,"vm":"new"|"same"}`.
+#[derive(Deserialize)]
+struct RawReload {
+    #[allow(dead_code)]
+    kind: String,
+    start: Option<String>,
+    vm: Option<RawVm>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawVm {
+    New,
+    Same,
+}
+
+fn reload_error_with_path(text: &str) -> String {
+    let mut track = serde_path_to_error::Track::new();
+    let mut json = serde_json::Deserializer::from_str(text);
+    let tracked = serde_path_to_error::Deserializer::new(&mut json, &mut track);
+    match RawReload::deserialize(tracked) {
+        Ok(_) => "invalid reload line".to_string(),
         Err(e) => {
             let path = track.path().to_string();
             let msg = strip_position(&e.to_string());
@@ -396,6 +502,8 @@ macro_rules! raw_shapes {
             /// Addition to the contract: gRPC message batches `[{request, response}, …]` the
             /// grpc_stats filter counts (summed; see `HttpExchange::grpc_messages`).
             grpc_messages: Option<Vec<RawGrpcMessages>>,
+            /// Addition: stop the replay this many ms into the stream, the stream still open.
+            stop_after_ms: Option<f64>,
             // TCP
             sent_bytes: Option<u64>,
             received_bytes: Option<u64>,
@@ -410,6 +518,9 @@ macro_rules! raw_shapes {
             request: u64,
             #[serde(default)]
             response: u64,
+            /// Addition: when (ms after the stream's start) the batch has passed grpc_stats;
+            /// absent: counted from the request headers on.
+            at_ms: Option<f64>,
         }
 
         #[derive(Deserialize, Default)]
@@ -546,16 +657,31 @@ macro_rules! raw_shapes {
                 ]
             }
 
-            fn http_fields(&self) -> [(&'static str, bool); 3] {
+            fn http_fields(&self) -> [(&'static str, bool); 5] {
                 [
                     ("request", self.request.is_some()),
                     ("response", self.response.is_some()),
                     ("route_name", self.route_name.is_some()),
+                    ("grpc_messages", self.grpc_messages.is_some()),
+                    ("stop_after_ms", self.stop_after_ms.is_some()),
                 ]
             }
 
-            fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String> {
+            fn into_http(
+                self,
+                start_ns: i64,
+                line: usize,
+            ) -> Result<(HttpExchange, HttpPlan), String> {
                 let dir = direction(self.direction);
+                let duration_ns = duration_ns(self.duration_ms)?;
+                let batches: Vec<(Option<f64>, u64, u64)> = self
+                    .grpc_messages
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|b| (b.at_ms, b.request, b.response))
+                    .collect();
+                let plan = http_plan(&batches, self.stop_after_ms, duration_ns)?;
                 let req = self.request.unwrap_or_default();
                 let resp = match self.response {
                     None => Some(RawResponse::default()),
@@ -623,10 +749,10 @@ macro_rules! raw_shapes {
                     }
                 };
 
-                Ok(HttpExchange {
+                let exchange = HttpExchange {
                     direction: dir,
                     start_ns,
-                    duration_ns: duration_ns(self.duration_ms)?,
+                    duration_ns,
                     protocol,
                     request,
                     response,
@@ -641,7 +767,8 @@ macro_rules! raw_shapes {
                             (q.saturating_add(b.request), r.saturating_add(b.response))
                         })
                     }),
-                })
+                };
+                Ok((exchange, plan))
             }
 
             fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String> {
@@ -704,8 +831,8 @@ trait RawLine {
     fn repeat(&self) -> Option<u32>;
     fn kind(&self) -> &str;
     fn tcp_fields(&self) -> [(&'static str, bool); 4];
-    fn http_fields(&self) -> [(&'static str, bool); 3];
-    fn into_http(self, start_ns: i64, line: usize) -> Result<HttpExchange, String>;
+    fn http_fields(&self) -> [(&'static str, bool); 5];
+    fn into_http(self, start_ns: i64, line: usize) -> Result<(HttpExchange, HttpPlan), String>;
     fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String>;
 }
 
@@ -718,6 +845,68 @@ fn duration_ns(ms: Option<f64>) -> Result<i64, String> {
         return Err(format!("duration_ms: must be a number ≥ 0, got {ms}"));
     }
     Ok((ms * NS_PER_MS).round() as i64)
+}
+
+/// `at_ms` / `stop_after_ms` → ns, checked against the stream: a time is a number ≥ 0 within
+/// the stream (`at_ms` ≤ `duration_ms`, `stop_after_ms` < `duration_ms`), timed batches in
+/// time order.
+fn http_plan(
+    batches: &[(Option<f64>, u64, u64)],
+    stop_after_ms: Option<f64>,
+    duration_ns: i64,
+) -> Result<HttpPlan, String> {
+    let duration_ms = duration_ns as f64 / NS_PER_MS;
+    let mut plan = HttpPlan::default();
+    let (mut q, mut r) = (0u64, 0u64);
+    let mut last_at = 0i64;
+    for (i, (at_ms, req, resp)) in batches.iter().enumerate() {
+        let Some(at_ms) = at_ms else {
+            plan.grpc_initial.0 = plan.grpc_initial.0.saturating_add(*req);
+            plan.grpc_initial.1 = plan.grpc_initial.1.saturating_add(*resp);
+            continue;
+        };
+        let field = format!("grpc_messages[{i}].at_ms");
+        if !(0.0..=1e12).contains(at_ms) {
+            return Err(format!("{field}: must be a number ≥ 0, got {at_ms}"));
+        }
+        let at_ns = (at_ms * NS_PER_MS).round() as i64;
+        if at_ns > duration_ns {
+            return Err(format!(
+                "{field}: {at_ms} is after the stream's end (duration_ms {duration_ms})"
+            ));
+        }
+        if at_ns < last_at {
+            return Err(format!(
+                "{field}: {at_ms} is before the previous timed batch; give batches in time order"
+            ));
+        }
+        last_at = at_ns;
+        q = q.saturating_add(*req);
+        r = r.saturating_add(*resp);
+        plan.grpc_timeline.push(GrpcProgress {
+            at_ns,
+            requests: q,
+            responses: r,
+        });
+    }
+    // Running totals include what was there from the headers on.
+    for p in &mut plan.grpc_timeline {
+        p.requests = p.requests.saturating_add(plan.grpc_initial.0);
+        p.responses = p.responses.saturating_add(plan.grpc_initial.1);
+    }
+    if let Some(stop) = stop_after_ms {
+        if !(0.0..=1e12).contains(&stop) {
+            return Err(format!("stop_after_ms: must be a number ≥ 0, got {stop}"));
+        }
+        let stop_ns = (stop * NS_PER_MS).round() as i64;
+        if stop_ns >= duration_ns {
+            return Err(format!(
+                "stop_after_ms: {stop} is not before the stream's end (duration_ms {duration_ms}); a stream that ends needs no stop"
+            ));
+        }
+        plan.stop_after_ns = Some(stop_ns);
+    }
+    Ok(plan)
 }
 
 fn direction(d: RawDirection) -> Direction {
