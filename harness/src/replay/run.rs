@@ -311,6 +311,42 @@ mod tests {
     }
 
     #[test]
+    fn timed_events_reloads_and_the_stop() {
+        let text = concat!(
+            "{\"kind\":\"reload\"}\n",
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"duration_ms\":10,\"grpc_messages\":[{\"request\":1,\"at_ms\":5}]}\n",
+            "{\"kind\":\"http\",\"direction\":\"inbound\",\"duration_ms\":10,\"stop_after_ms\":5}\n",
+            "{\"kind\":\"tcp\",\"direction\":\"inbound\"}\n",
+        );
+        let mut sink = Count::default();
+        let mut summary = Summary::default();
+        let mut problems = Vec::new();
+        replay_source(
+            "t.jsonl",
+            text.as_bytes(),
+            &mut sink,
+            &mut summary,
+            &mut |p| problems.push(p.to_string()),
+        );
+        // The counting sink cannot play timing: both timed events fail, the stop still ends the
+        // replay, and the TCP line after it is skipped with its line number.
+        assert_eq!(summary.reloads, 1);
+        assert_eq!(summary.http_events, 2);
+        assert_eq!(summary.events_failed, 2);
+        assert_eq!(sink.tcp, 0);
+        assert_eq!(summary.stopped_at.as_deref(), Some("t.jsonl:3"));
+        assert_eq!(summary.lines_skipped, 1);
+        assert!(problems[0].starts_with("t.jsonl:2: event failed: this sink cannot replay timing"));
+        assert_eq!(
+            problems[2],
+            "t.jsonl:4: skipped: stopped: the replay stopped inside the open stream of t.jsonl:3 (stop_after_ms)"
+        );
+        assert!(summary
+            .to_string()
+            .contains("; 1 reloads; stopped inside the open stream of t.jsonl:3"));
+    }
+
+    #[test]
     fn reason_kinds() {
         assert_eq!(
             reason_kind("duration_ms: invalid type: string"),

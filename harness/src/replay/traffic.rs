@@ -1318,6 +1318,67 @@ mod tests {
     }
 
     #[test]
+    fn timed_grpc_batches_stop_and_reload_decode() {
+        let evs = read(concat!(
+            r#"{"kind":"http","direction":"outbound","duration_ms":4000,"stop_after_ms":1500,"grpc_messages":[{"request":2,"response":1},{"request":3,"response":13,"at_ms":0},{"request":5,"response":14,"at_ms":2000.5}]}"#,
+            "\n",
+            r#"{"kind":"reload"}"#,
+            "\n",
+            r#"{"kind":"reload","vm":"same","start":"2025-04-20T04:22:24Z"}"#,
+            "\n",
+            r#"{"kind":"reload","direction":"inbound","vm":"new"}"#,
+        ));
+        let ev = evs[0].as_ref().unwrap();
+        // The exchange keeps the grand total; the plan holds the untimed part (2/1) from the
+        // headers on, then running totals 2+3 / 1+13 at 0 ms and +5 / +14 at 2000.5 ms.
+        assert_eq!(http(&evs[0]).grpc_messages, Some((10, 28)));
+        assert_eq!(ev.plan.grpc_initial, (2, 1));
+        assert_eq!(
+            ev.plan.grpc_timeline,
+            vec![
+                GrpcProgress {
+                    at_ns: 0,
+                    requests: 5,
+                    responses: 14
+                },
+                GrpcProgress {
+                    at_ns: 2_000_500_000,
+                    requests: 10,
+                    responses: 28
+                },
+            ]
+        );
+        assert_eq!(ev.plan.stop_after_ns, Some(1_500_000_000));
+        let reload = |i: usize| match &evs[i].as_ref().unwrap().event {
+            Event::Reload(r) => *r,
+            other => panic!("{other:?}"),
+        };
+        // `start` defaults to the previous line's + 1 ms, as for events.
+        assert_eq!(
+            reload(1),
+            Reload {
+                at_ns: DEFAULT_EPOCH_NS + 1_000_000,
+                new_vm: true
+            }
+        );
+        assert_eq!(
+            reload(2),
+            Reload {
+                at_ns: parse_rfc3339("2025-04-20T04:22:24Z").unwrap(),
+                new_vm: false
+            }
+        );
+        assert!(reload(3).new_vm);
+        assert_eq!(
+            evs[3].as_ref().unwrap().warnings,
+            vec!["field \"direction\" does not apply to reload lines; ignored (warned once)"]
+        );
+        // A plain line has the plain plan.
+        let plain = read(r#"{"kind":"http","direction":"outbound"}"#);
+        assert!(plain[0].as_ref().unwrap().plan.is_plain());
+    }
+
+    #[test]
     fn invalid_utf8_and_crlf() {
         let mut input = b"{\"kind\":\"http\",\"direction\":\"inbound\"}\r\n".to_vec();
         input.extend_from_slice(b"\xff\xfe\n");
