@@ -33,6 +33,24 @@ pub enum Command {
     /// integer bitmask; `connection.id`; `grpc_messages: [{"request": N, "response": M}, …]`
     /// (summed into the grpc_stats filter state that feeds the gRPC message counters).
     ///
+    /// Time inside and between streams (additions).
+    ///
+    /// `grpc_messages[].at_ms`: the batch passes grpc_stats that many ms after the stream's
+    /// start (0 ≤ at_ms ≤ duration_ms, batches in time order; a batch without it counts from
+    /// the request headers on). Periodic ticks (`tcp_reporting_duration`) between batches see
+    /// the running totals; a tick due at the same instant as a batch runs first.
+    ///
+    /// `stop_after_ms` (HTTP, < duration_ms, repeat ≤ 1): the replay stops that long into the
+    /// stream, which stays open: headers passed (end_stream false), no body, trailers or
+    /// access-log phase; the output is a scrape at that instant. Every later line (of this and
+    /// the next TRAFFIC files) is skipped and counted with reason `stopped`.
+    ///
+    /// `{"kind":"reload","start":T,"vm":"new"|"same"}`: a listener update re-delivering the
+    /// loaded EnvoyFilters at T (default: previous line + 1 ms). Old root contexts get
+    /// proxy_on_done / proxy_on_delete; new ones are created in new VMs (`new`, default) or in the
+    /// running VMs (`same`), with their tick timers starting at T. The stats store keeps every
+    /// counter. A reload is not an event: the summary counts it as "N reloads".
+    ///
     /// Compiled modules are cached in <workspace>/target/harness-module-cache
     /// (HARNESS_MODULE_CACHE=DIR moves it, =off disables it).
     Replay(ReplayArgs),

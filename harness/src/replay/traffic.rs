@@ -15,6 +15,14 @@
 //! * gRPC (`response.grpc_status` set): `content-type: application/grpc` is added to the request
 //!   and response headers unless given, the protocol defaults to `HTTP/2`, and the response ends
 //!   with a `grpc-status` trailer.
+//! * `grpc_messages[].at_ms` (addition): when (ms after the stream's start) the batch has
+//!   passed grpc_stats; 0 ≤ at_ms ≤ `duration_ms`, timed batches in time order. Untimed
+//!   batches count from the request headers on. See [`HttpPlan`].
+//! * `stop_after_ms` (addition, HTTP): stop the replay that many ms into the stream
+//!   (< `duration_ms`), the stream still open; `repeat` must be 0 or 1. Later lines are skipped
+//!   (`replay::run`).
+//! * `{"kind":"reload","start":…,"vm":"new"|"same"}` (addition): a listener update; no
+//!   `direction`. Decoded off the fast path only (a reload line fails the strict event shape).
 //! * Default clusters: inbound `inbound|PORT||` with PORT from `connection.destination_address`,
 //!   else the authority's port, else 80 (443 for https); outbound and gateway HTTP
 //!   `outbound|PORT||HOST` from the authority as written (PORT default as above); TCP outbound
