@@ -390,6 +390,8 @@ impl Proxy {
 
     /// Loads every chain of `chains`. Wasm code comes from `resolver`. A plugin Envoy would
     /// reject fails the whole load (fail-open plugins are skipped instead, as Envoy does).
+    // LoadError carries the trap report and log lines by value (a public type; not boxed).
+    #[allow(clippy::result_large_err)]
     pub fn load(
         &mut self,
         chains: &ChainSet,
@@ -425,6 +427,8 @@ impl Proxy {
     /// Not modelled: Envoy reuses the very same plugin handle (no new root context at all) when
     /// an identical plugin key is still held by the draining listener; streams in flight on the
     /// old listener finish on the old root (the replay has none in flight between events).
+    // LoadError carries the trap report and log lines by value (a public type; not boxed).
+    #[allow(clippy::result_large_err)]
     pub fn reload(&mut self, reload: &Reload) -> Result<LoadReport, LoadError> {
         let err = |message: String| LoadError {
             context: Context::SidecarOutbound,
@@ -551,6 +555,8 @@ impl Proxy {
         }
     }
 
+    // LoadError carries the trap report and log lines by value (a public type; not boxed).
+    #[allow(clippy::result_large_err)]
     fn load_chains(
         &mut self,
         chains: &ChainSet,
@@ -629,6 +635,8 @@ impl Proxy {
         Ok(report)
     }
 
+    // LoadError carries the trap report and log lines by value (a public type; not boxed).
+    #[allow(clippy::result_large_err)]
     fn load_plugin(
         &mut self,
         ctx: Context,

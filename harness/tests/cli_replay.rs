@@ -96,7 +96,7 @@ fn bad_lines_are_reported_and_no_good_line_is_lost() {
         format!("{p}:2: skipped: EOF while parsing an object"),
         format!("{p}:4: skipped: duration_ms: invalid type: string \"fast\""),
         format!("{p}:5: skipped: response.flags: unknown response flag \"XYZ\""),
-        format!("{p}:6: skipped: kind: expected \"http\" or \"tcp\", got \"udp\""),
+        format!("{p}:6: skipped: kind: expected \"http\", \"tcp\" or \"reload\", got \"udp\""),
         format!("{p}:8: warning: field \"colour\" is not part of the traffic format"),
         "replayed 5 events (5 http, 0 tcp) from 4 lines; skipped 4 bad lines".to_string(),
         "skipped by reason: EOF while parsing ×1, duration_ms ×1, kind ×1, response.flags ×1"
