@@ -145,3 +145,57 @@ fn comparator_catches_each_kind_of_mismatch() {
         "{p:?}"
     );
 }
+
+/// The scenarios that need time inside or between streams really use the replay's timing
+/// additions (so a passing run means what the README says): the two mid-stream scrapes stop
+/// inside their stream after the first batch and before the second, and the parallel-reload
+/// scenario interleaves reloads of both kinds with its requests.
+#[test]
+fn timed_scenarios_use_the_timing_events() {
+    use harness::replay::traffic::{Event, TrafficReader};
+    let read = |name: &str| {
+        let s = golden::Scenario::load(&golden::istio_dir().join(name)).expect("scenario loads");
+        assert_eq!(s.status, Status::Ready, "{name}");
+        let file = std::fs::File::open(&s.traffic).expect("traffic");
+        TrafficReader::new(std::io::BufReader::new(file))
+            .map(|e| e.expect("clean traffic"))
+            .collect::<Vec<_>>()
+    };
+    for name in [
+        "grpc_stream_client_midstream",
+        "grpc_stream_server_midstream",
+    ] {
+        let evs = read(name);
+        assert_eq!(evs.len(), 1, "{name}");
+        let plan = &evs[0].plan;
+        let stop = plan.stop_after_ns.expect("stops inside the stream");
+        // The 1 s tick (tcp_reporting_duration) falls between the first batch and the stop,
+        // and the stop comes before the second batch.
+        let first = plan.grpc_timeline.first().expect("timed batches");
+        let second = plan.grpc_timeline.get(1).expect("two batches");
+        assert!(
+            first.at_ns < 1_000_000_000 && 1_000_000_000 < stop,
+            "{name}"
+        );
+        assert!(stop < second.at_ns, "{name}");
+        assert_eq!((first.requests, first.responses), (3, 13), "{name}");
+    }
+    let evs = read("parallel_config_reload_keeps_exact_counts");
+    let requests = evs
+        .iter()
+        .filter(|e| matches!(e.event, Event::Http(_)))
+        .count();
+    let reloads: Vec<bool> = evs
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Reload(r) => Some(r.new_vm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        requests, 181,
+        "the RequestCount expected.yaml is derived for"
+    );
+    assert_eq!(reloads.len(), 100);
+    assert!(reloads.contains(&true) && reloads.contains(&false));
+}

@@ -239,9 +239,10 @@ impl Proxy {
         }
 
         // The timed gRPC batches, then (open stream) the stop, or the stream's end.
-        let grpc_stats_in_chain = chain
-            .iter()
-            .any(|e| matches!(e, ChainEntry::PassThrough(n) if n == GRPC_STATS_FILTER));
+        let grpc_stats_in_chain = !plan.grpc_timeline.is_empty()
+            && chain
+                .iter()
+                .any(|e| matches!(e, ChainEntry::PassThrough(n) if n == GRPC_STATS_FILTER));
         let end = x.start_ns.saturating_add(x.duration_ns.max(0));
         let until = plan
             .stop_after_ns
@@ -406,9 +407,9 @@ impl Proxy {
             let i = if reverse { n - 1 - k } else { k };
             match &chain[i] {
                 // Istio configures grpc_stats with `emit_filter_state: true`: the stats plugin
-                // reads the message counts from that filter state. The harness knows the stream's
-                // totals up front, so they are visible from the request headers on (Envoy updates
-                // them per message; only mid-stream tick reports would differ).
+                // reads the message counts from that filter state. Untimed batches are visible from
+                // the request headers on; timed ones (`HttpPlan`) are applied at their instants
+                // in `run_http_planned`, as Envoy updates the counts per message.
                 ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => {
                     if let (Ev::ReqHeaders(_), Some(s)) = (&ev, self.stream.as_deref_mut()) {
                         if let Some((q, r)) = self.grpc_at_headers {
