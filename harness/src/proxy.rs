@@ -414,7 +414,7 @@ impl Proxy {
         Ok(report)
     }
 
-    /// A listener update that delivers the loaded configuration again (Envoy: new filter
+    /// A listener update that delivers the configuration of the last `load` again (Envoy: new filter
     /// configs → new plugin handles). The clock first runs to `reload.at_ns` (ticks due fire).
     /// Then every current root context is shut down as cpp-host's `startShutdown` does:
     /// `proxy_on_done(root)`, and `proxy_on_delete(root)` when it returned true; its timer
