@@ -424,9 +424,11 @@ impl Proxy {
     /// Envoy's, not the VM's: every counter keeps its value and the new VMs define the same
     /// names onto the same stats.
     ///
-    /// Not modelled: Envoy reuses the very same plugin handle (no new root context at all) when
-    /// an identical plugin key is still held by the draining listener; streams in flight on the
-    /// old listener finish on the old root (the replay has none in flight between events).
+    /// Not modelled: Envoy skips a listener update whose config hash is unchanged
+    /// (`ListenerManagerImpl::addOrUpdateListener`), and reuses the very same plugin handle (no
+    /// new root context at all) when an identical plugin key is still held by the draining
+    /// listener (cpp-host `getOrCreateThreadLocalPlugin`); streams in flight on the old listener
+    /// finish on the old root (the replay has none in flight between events).
     // LoadError carries the trap report and log lines by value (a public type; not boxed).
     #[allow(clippy::result_large_err)]
     pub fn reload(&mut self, reload: &Reload) -> Result<LoadReport, LoadError> {
