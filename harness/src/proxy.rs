@@ -25,9 +25,7 @@ use crate::stream::{Direction, LocalNode, Reload};
 use crate::vm::cache::{content_key, ModuleCache};
 use crate::vm::{validate, CallError, TrapReport, Vm};
 
-/// Fuel per callback: enough for any sane callback (~10⁹ wasm instructions), small enough to
-/// stop an infinite loop within seconds.
-pub const DEFAULT_FUEL_PER_CALL: u64 = 1_000_000_000;
+pub use crate::vm::watchdog::DEFAULT_DEADLINE;
 
 /// One filter of an instantiated chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +160,7 @@ pub struct Proxy {
     pub(crate) network_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
     pub(crate) local_mx: LocalMx,
     pub(crate) mx_cache: MxCache,
-    pub(crate) fuel_per_call: u64,
+    pub(crate) deadline_ticks: u64,
     pub(crate) trace: bool,
     pub(crate) clock_started: bool,
     pub(crate) canary: bool,
@@ -225,7 +223,7 @@ impl Proxy {
             network_chains: BTreeMap::new(),
             local_mx,
             mx_cache: MxCache::default(),
-            fuel_per_call: DEFAULT_FUEL_PER_CALL,
+            deadline_ticks: crate::vm::watchdog::deadline_ticks(DEFAULT_DEADLINE),
             trace: false,
             clock_started: false,
             canary: false,
@@ -281,11 +279,13 @@ impl Proxy {
         self.world_mut().log_level = level;
     }
 
-    /// Fuel per callback (infinite-loop guard).
-    pub fn set_fuel_per_call(&mut self, fuel: u64) {
-        self.fuel_per_call = fuel;
+    /// Wall-clock budget of one callback (the runaway-loop guard, see [`crate::vm::watchdog`]);
+    /// past it the callback traps with `interrupt`. Default [`DEFAULT_DEADLINE`].
+    pub fn set_call_deadline(&mut self, deadline: std::time::Duration) {
+        let ticks = crate::vm::watchdog::deadline_ticks(deadline);
+        self.deadline_ticks = ticks;
         for vm in &mut self.vms {
-            vm.fuel_per_call = fuel;
+            vm.deadline_ticks = ticks;
         }
     }
 
@@ -689,7 +689,7 @@ impl Proxy {
                     host,
                     vm_key,
                     &mut self.world,
-                    self.fuel_per_call,
+                    self.deadline_ticks,
                 )
                 .map_err(|t| err(self, "Failed to initialize Wasm code".into(), Some(t)))?;
                 self.vms.push(vm);
@@ -728,7 +728,7 @@ impl Proxy {
                         host,
                         (String::new(), Vec::new(), String::new()),
                         &mut self.world,
-                        self.fuel_per_call,
+                        self.deadline_ticks,
                     )
                     .map_err(|t| err(self, "Failed to initialize Wasm code".into(), Some(t)))?;
                     start_root(&mut canary, &mut self.world, w, direction_of(ctx))

@@ -209,7 +209,10 @@ fn module_cache_persists_compiled_artifacts() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(files.len(), 1);
-    assert!(files[0].ends_with("-wasmtime-48.0.8.cwasm"), "{files:?}");
+    assert!(
+        files[0].ends_with("-wasmtime-48.0.8-epoch.cwasm"),
+        "{files:?}"
+    );
     // A fresh cache (another process, in effect) loads the artifact.
     let b = harness::vm::cache::ModuleCache::new().with_dir(&dir);
     assert!(b.get(&bytes).is_ok());

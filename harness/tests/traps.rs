@@ -82,16 +82,16 @@ fn a_trap_in_on_log_poisons_too() {
 }
 
 #[test]
-fn fuel_stops_infinite_loops() {
+fn the_deadline_stops_infinite_loops() {
     let mut p = loaded(
         Context::SidecarInbound,
         vec![wasm("tp", "loop=req_headers"), router()],
     );
-    p.set_fuel_per_call(20_000_000);
+    p.set_call_deadline(std::time::Duration::from_millis(50));
     let out = p.run_http(&exchange(Direction::Inbound));
     assert_eq!(out.traps.len(), 1);
     assert!(
-        out.traps[0].message.contains("fuel"),
+        out.traps[0].message.contains("interrupt"),
         "{}",
         out.traps[0].message
     );

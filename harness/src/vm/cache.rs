@@ -13,6 +13,10 @@ use wasmtime::{Config, Engine, Module};
 /// wasmtime's version, part of the on-disk key (artifacts are engine-version specific).
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
+/// The engine settings that change generated code, also part of the on-disk key (an artifact
+/// compiled with fuel metering does not load into an epoch-interruption engine).
+const CODEGEN_TAG: &str = "epoch";
+
 /// A 128-bit content key: FNV-1a and SipHash (fixed keys) over the bytes, plus the length.
 pub fn content_key(bytes: &[u8]) -> String {
     let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
@@ -26,11 +30,15 @@ pub fn content_key(bytes: &[u8]) -> String {
     format!("{fnv:016x}{:016x}-{}", sip.finish(), bytes.len())
 }
 
-/// The engine configuration every harness VM uses: fuel metering (infinite-loop guard) and wasm
-/// backtraces for trap reports.
+/// The engine configuration every harness VM uses: epoch interruption (the runaway-callback
+/// guard, [`super::watchdog`]) and wasm backtraces for trap reports.
 pub fn engine_config() -> Config {
     let mut cfg = Config::new();
-    cfg.consume_fuel(true);
+    cfg.epoch_interruption(true);
+    #[cfg(feature = "profiling")]
+    if std::env::var_os("HARNESS_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     cfg
 }
 
@@ -52,6 +60,7 @@ impl ModuleCache {
     /// An in-memory cache with the harness engine.
     pub fn new() -> ModuleCache {
         let engine = Engine::new(&engine_config()).unwrap_or_default();
+        super::watchdog::watch(&engine);
         ModuleCache {
             engine,
             modules: Arc::default(),
@@ -75,10 +84,11 @@ impl ModuleCache {
         if let Some(m) = self.modules.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(m);
         }
-        let file = self
-            .dir
-            .as_ref()
-            .map(|d| d.join(format!("{key}-wasmtime-{WASMTIME_VERSION}.cwasm")));
+        let file = self.dir.as_ref().map(|d| {
+            d.join(format!(
+                "{key}-wasmtime-{WASMTIME_VERSION}-{CODEGEN_TAG}.cwasm"
+            ))
+        });
         let mut module = None;
         if let Some(f) = &file {
             if let Ok(art) = std::fs::read(f) {

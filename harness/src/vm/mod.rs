@@ -2,6 +2,7 @@
 //! `WasmBase::getFunctions`, `startVm`), instances, and calling exports with trap handling.
 
 pub mod cache;
+pub mod watchdog;
 
 use wasmtime::{
     Extern, ExternType, FuncType, Instance, Linker, Module, Store, TypedFunc, ValType,
@@ -199,7 +200,7 @@ pub struct Exports {
     pub on_delete: Option<F1>,
 }
 
-/// A trap (or fuel exhaustion, or restricted call) inside a callback.
+/// A trap (or an overrun deadline, or a restricted call) inside a callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrapReport {
     pub plugin: String,
@@ -265,7 +266,7 @@ pub struct Vm {
     pub poisoned: Option<TrapReport>,
     /// (vm_id, vm_configuration, code key): cpp-host `makeVmKey`.
     pub key: (String, Vec<u8>, String),
-    pub fuel_per_call: u64,
+    pub deadline_ticks: u64,
 }
 
 fn get<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
@@ -285,11 +286,11 @@ impl Vm {
         host: VmHost,
         key: (String, Vec<u8>, String),
         world: &mut Option<Box<World>>,
-        fuel_per_call: u64,
+        deadline_ticks: u64,
     ) -> Result<Vm, TrapReport> {
         let vm_id = host.vm_id.clone();
         let mut store = Store::new(module.engine(), host);
-        let _ = store.set_fuel(fuel_per_call);
+        store.set_epoch_deadline(deadline_ticks);
         let instance = linker
             .instantiate(&mut store, module)
             .map_err(|e| trap_report(&e, &vm_id, "instantiate"))?;
@@ -335,7 +336,7 @@ impl Vm {
             ex,
             poisoned: None,
             key,
-            fuel_per_call,
+            deadline_ticks,
         };
         let restricted = vm.store.data().profile.restricted_start();
         let (init, main, start) = (
@@ -370,7 +371,7 @@ impl Vm {
     }
 
     /// Runs `f` with the world and stream moved into the store, the phase and context set, and
-    /// fuel refilled. A trap poisons the VM.
+    /// epoch deadline reset. A trap poisons the VM.
     pub fn call<R>(
         &mut self,
         world: &mut Option<Box<World>>,
@@ -383,7 +384,7 @@ impl Vm {
         call_parts(
             &mut self.store,
             &mut self.poisoned,
-            self.fuel_per_call,
+            self.deadline_ticks,
             world,
             stream,
             phase,
@@ -409,13 +410,13 @@ impl Vm {
             store,
             ex,
             poisoned,
-            fuel_per_call,
+            deadline_ticks,
             ..
         } = self;
         call_parts(
             store,
             poisoned,
-            *fuel_per_call,
+            *deadline_ticks,
             world,
             stream,
             phase,
@@ -430,7 +431,7 @@ impl Vm {
 fn call_parts<R>(
     store: &mut Store<VmHost>,
     poisoned: &mut Option<TrapReport>,
-    fuel: u64,
+    deadline_ticks: u64,
     world: &mut Option<Box<World>>,
     stream: &mut Option<Box<StreamState>>,
     phase: Phase,
@@ -449,7 +450,7 @@ fn call_parts<R>(
         h.current_ctx = ctx;
         h.effective_ctx = ctx;
     }
-    let _ = store.set_fuel(fuel);
+    store.set_epoch_deadline(deadline_ticks);
     let r = f(store);
     let h = store.data_mut();
     *world = h.world.take();

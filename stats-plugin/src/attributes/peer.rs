@@ -3,10 +3,9 @@
 
 use super::node::NodeDims;
 use super::{Compat, Direction};
-use crate::series::cache::FxBuild;
+use crate::series::bytes_map::BytesMap;
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::peer::PeerNode;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use std::sync::Arc;
 /// nodes by the same id. Bounded: cleared when full (a churn of pods only costs re-decoding).
 #[derive(Default)]
 pub struct PeerCache {
-    map: HashMap<Box<[u8]>, Cached, FxBuild>,
+    map: BytesMap<Cached>,
 }
 
 /// One decoded peer: the label view and the node itself (handed to CEL so that
@@ -47,7 +46,7 @@ impl PeerCache {
         if self.map.len() >= PEER_CACHE_MAX {
             self.map.clear();
         }
-        self.map.insert(id.into(), cached.clone());
+        self.map.insert(id, cached.clone());
         cached
     }
 }

@@ -2,10 +2,9 @@
 //! Never evicted, like Istio 1.13–1.17 (§7.1).
 //!
 //! The key is the dimension vector encoded into one reusable byte buffer (length-prefixed values),
-//! so a hit costs one hash and one compare and allocates nothing.
+//! so a hit costs one hash and one (word-wise) compare and allocates nothing.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use super::bytes_map::BytesMap;
 
 /// One resolved stat of a cached dimension vector (`SimpleStat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,57 +14,10 @@ pub struct ResolvedStat {
     pub gen: usize,
 }
 
-/// FxHash-style hasher: the keys are label values, hashing speed matters more than DoS resistance
-/// (Istio's own cache uses the unkeyed `std::hash` too).
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-
 /// The dimension-vector key builder plus the cache itself.
 #[derive(Default)]
 pub struct MetricCache {
-    map: HashMap<Box<[u8]>, Vec<ResolvedStat>, FxBuild>,
+    map: BytesMap<Vec<ResolvedStat>>,
     key: Vec<u8>,
     /// (start, end) of each slot's value inside `key`.
     slots: Vec<(usize, usize)>,
@@ -105,12 +57,12 @@ impl MetricCache {
 
     /// The cached stats of the current key.
     pub fn lookup(&self) -> Option<&[ResolvedStat]> {
-        self.map.get(self.key.as_slice()).map(Vec::as_slice)
+        self.map.get(&self.key).map(Vec::as_slice)
     }
 
     /// Caches `stats` under the current key.
     pub fn insert(&mut self, stats: Vec<ResolvedStat>) {
-        self.map.insert(self.key.clone().into_boxed_slice(), stats);
+        self.map.insert(&self.key, stats);
     }
 
     pub fn len(&self) -> usize {

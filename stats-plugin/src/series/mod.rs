@@ -1,6 +1,7 @@
 //! From dimension values to metric series: the Envoy stat-name encoding (§5.1), the metric-id
 //! cache keyed by the dimension values (§7.1), and the [`Metrics`] boundary to the host.
 
+pub mod bytes_map;
 pub mod cache;
 pub mod naming;
 

@@ -1,0 +1,203 @@
+//! A hash map keyed by byte strings, for the two per-request caches (metric ids by dimension
+//! values, decoded peers by peer id).
+//!
+//! Why not `HashMap<Box<[u8]>, V>`: its key comparison is `[u8] == [u8]`, which lowers to
+//! `memcmp`, and on wasm32 that is compiler-builtins' byte-at-a-time loop. A metric key is a few
+//! hundred bytes, so that compare alone was ~6 % of a request (perf, stats default config).
+//! Here the map is keyed by the 64-bit hash and the bytes are compared eight at a time.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash-style hasher: the keys are label values and peer ids, so hashing speed matters more
+/// than DoS resistance (Istio's own cache uses the unkeyed `std::hash` too).
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// The hash of a key (length mixed in, so `"ab"+"c"` and `"a"+"bc"` keys of a cache that
+/// length-prefixes its slots differ anyway).
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.write_usize(bytes.len());
+    h.finish()
+}
+
+/// Byte-string equality eight bytes at a time.
+#[inline]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        if u64::from_ne_bytes(wx) != u64::from_ne_bytes(wy) {
+            return false;
+        }
+    }
+    ar.iter().zip(br).all(|(x, y)| x == y)
+}
+
+/// Identity hasher for the precomputed 64-bit hashes.
+#[derive(Default, Clone, Copy)]
+pub struct U64Hasher(u64);
+
+impl Hasher for U64Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `u64` keys; anything else still hashes.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(SEED);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Byte-string keyed map: buckets by hash, entries compared with [`bytes_eq`].
+pub struct BytesMap<V> {
+    buckets: HashMap<u64, Vec<(Box<[u8]>, V)>, BuildHasherDefault<U64Hasher>>,
+    len: usize,
+}
+
+impl<V> Default for BytesMap<V> {
+    fn default() -> Self {
+        BytesMap {
+            buckets: HashMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> BytesMap<V> {
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.buckets
+            .get(&hash_bytes(key))?
+            .iter()
+            .find(|(k, _)| bytes_eq(k, key))
+            .map(|(_, v)| v)
+    }
+
+    /// Inserts or replaces.
+    pub fn insert(&mut self, key: &[u8], value: V) {
+        let bucket = self.buckets.entry(hash_bytes(key)).or_default();
+        if let Some(slot) = bucket.iter_mut().find(|(k, _)| bytes_eq(k, key)) {
+            slot.1 = value;
+        } else {
+            bucket.push((key.into(), value));
+            self.len += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.buckets.clear();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_at_every_length_and_offset() {
+        // Lengths around the 8-byte chunking; a difference at each position must be seen.
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len as u8).collect();
+            assert!(bytes_eq(&a, &a.clone()));
+            for i in 0..len {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(!bytes_eq(&a, &b), "len {len}, differing byte {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!bytes_eq(&a, &longer));
+        }
+    }
+
+    #[test]
+    fn colliding_hashes_keep_both_entries() {
+        let mut m = BytesMap::default();
+        m.insert(b"alpha", 1);
+        m.insert(b"beta", 2);
+        // Force a collision: put a third key into alpha's bucket by hand.
+        let h = hash_bytes(b"alpha");
+        m.buckets
+            .get_mut(&h)
+            .unwrap()
+            .push((b"gamma"[..].into(), 3));
+        assert_eq!(m.get(b"alpha"), Some(&1));
+        assert_eq!(m.get(b"beta"), Some(&2));
+        assert_eq!(m.get(b"delta"), None);
+        m.insert(b"alpha", 10);
+        assert_eq!(m.get(b"alpha"), Some(&10));
+        assert_eq!(m.len(), 2);
+        m.clear();
+        assert!(m.is_empty() && m.get(b"beta").is_none());
+    }
+}
