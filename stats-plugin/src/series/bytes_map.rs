@@ -110,9 +110,12 @@ impl Hasher for U64Hasher {
     }
 }
 
+/// The entries whose keys share one 64-bit hash.
+type Bucket<V> = Vec<(Box<[u8]>, V)>;
+
 /// Byte-string keyed map: buckets by hash, entries compared with [`bytes_eq`].
 pub struct BytesMap<V> {
-    buckets: HashMap<u64, Vec<(Box<[u8]>, V)>, BuildHasherDefault<U64Hasher>>,
+    buckets: HashMap<u64, Bucket<V>, BuildHasherDefault<U64Hasher>>,
     len: usize,
 }
 
