@@ -4,8 +4,9 @@
 
 use crate::attributes::node::{read_local_node, service_name_fallback, NodeDims};
 use crate::attributes::peer::{self, Peer, PeerCache};
+use crate::attributes::workload_metadata;
 use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
-use crate::config;
+use crate::config::{self, MetadataMode};
 use crate::expressions::Scope;
 use crate::schema::standard::{ValueSource, COUNT_STANDARD_LABELS};
 use crate::schema::{self, Schema, StatGen};
@@ -31,6 +32,8 @@ impl Stream {
 struct Configured {
     schema: Schema,
     local: NodeDims,
+    /// The effective 1.16 `metadata_mode` (`LocalNode` where the release ignores the field).
+    metadata_mode: MetadataMode,
     service_name_fallback: String,
     use_host_header_fallback: bool,
     cache: MetricCache,
@@ -156,17 +159,43 @@ impl StatsPlugin {
             })
             .collect();
         drop(scope);
+        let metadata_mode = self.effective_metadata_mode(parsed.config.metadata_mode);
         self.state = Some(Configured {
             fixed_labels,
             fixed_values,
             schema,
             local: NodeDims::from_node(&local_node),
+            metadata_mode,
             service_name_fallback: service_name_fallback(&local_node),
             use_host_header_fallback: !parsed.config.disable_host_header_fallback,
             cache: MetricCache::new(),
             peers: PeerCache::default(),
         });
         Some(parsed.config.tcp_reporting_duration_ms)
+    }
+
+    /// The configured `metadata_mode`, or `LocalNode` where Istio would not act on it: releases
+    /// other than 1.16 do not know the field, and 1.16 applies it to inbound plugins only
+    /// (`plugin.cc:637`, `!outbound_`).
+    fn effective_metadata_mode(&self, configured: MetadataMode) -> MetadataMode {
+        if configured == MetadataMode::LocalNode {
+            return configured;
+        }
+        if !self.compat.metadata_mode {
+            log::info!(
+                "istio.stats: metadata_mode {} ignored: only Istio 1.16's stats plugin has the field",
+                configured.name()
+            );
+            return MetadataMode::LocalNode;
+        }
+        if self.direction.is_outbound() {
+            log::info!(
+                "istio.stats: metadata_mode {} ignored: it only remaps the destination of inbound (stats_inbound) reports",
+                configured.name()
+            );
+            return MetadataMode::LocalNode;
+        }
+        configured
     }
 
     fn env<'a>(&self, state: &'a Configured) -> Env<'a> {
@@ -263,11 +292,26 @@ impl StatsPlugin {
             }
         }
 
+        // Istio 1.16 waypoint (`plugin.cc:636-657`): in a host/cluster metadata mode an inbound
+        // report takes its destination from the upstream workload metadata, not the local node.
+        // Nothing is read in the default mode or by an outbound root (`!outbound_`; checked here
+        // too in case the direction changed after configure).
+        let remapped = if direction.is_outbound() {
+            None
+        } else {
+            workload_metadata::destination_dims(
+                host,
+                state.metadata_mode,
+                compat.endpoint_min_parts,
+            )
+        };
+        let local = remapped.as_ref().unwrap_or(&state.local);
+
         // Standard dimensions in slot order (`map`, plugin.cc:138-180).
         let (src, dst): (&NodeDims, &NodeDims) = if direction.is_outbound() {
-            (&state.local, peer_dims)
+            (local, peer_dims)
         } else {
-            (peer_dims, &state.local)
+            (peer_dims, local)
         };
         let mut code_buf = [0u8; 10];
         let code = decimal(info.response_code, &mut code_buf);

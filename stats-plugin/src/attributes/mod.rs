@@ -5,6 +5,7 @@
 pub mod node;
 pub mod peer;
 pub mod response_flags;
+pub mod workload_metadata;
 
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::values::{as_bool, as_i64};
@@ -54,20 +55,26 @@ impl Protocol {
     }
 }
 
-/// Version-dependent details of Istio's attribute handling. The default is Istio 1.14–1.17 for
-/// response flags (DF known) and 1.16–1.17 for the endpoint-metadata fallback (5 parts).
+/// Version-dependent details of Istio's attribute handling. The default is Istio 1.16: response
+/// flags with DF (1.14+), the 5-part endpoint-metadata fallback (1.16+) and `metadata_mode`
+/// (1.16 only); 1.17 differs from it only in ignoring `metadata_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compat {
     pub flag_table: FlagTable,
     /// Minimum `;`-separated parts of `upstream_host_metadata…istio.workload` (4 on 1.13–1.15).
     pub endpoint_min_parts: usize,
+    /// `metadata_mode` is read: only Istio 1.16's plugin has the field (added in 1.16.0 by the
+    /// ambient merge, istio/proxy#4058; absent from release-1.15 and release-1.17), so 1.13–1.15
+    /// and 1.17 ignore it like any unknown key.
+    pub metadata_mode: bool,
 }
 
 impl Compat {
     /// The behaviour of the Istio release whose proxy we run in, from the local node's
     /// `ISTIO_VERSION` (`1.13.x` → no `DF` flag and 4-part endpoint metadata; `1.14`/`1.15` →
-    /// `DF`, 4 parts; anything else → the 1.16/1.17 default, including unparsable versions and
-    /// releases outside 1.13–1.17 such as the `1.5-dev` of Istio's own e2e test nodes).
+    /// `DF`, 4 parts; `1.17` → the default without `metadata_mode`; anything else → the 1.16
+    /// default, including unparsable versions and releases outside 1.13–1.17 such as the
+    /// `1.5-dev` of Istio's own e2e test nodes).
     pub fn for_istio_version(version: &str) -> Compat {
         let mut parts = version.trim_start_matches('v').split('.');
         let major = parts.next().and_then(|p| p.parse::<u32>().ok());
@@ -79,10 +86,16 @@ impl Compat {
             (Some(1), Some(13)) => Compat {
                 flag_table: FlagTable::Istio113,
                 endpoint_min_parts: 4,
+                metadata_mode: false,
             },
             (Some(1), Some(14 | 15)) => Compat {
                 flag_table: FlagTable::Istio114Plus,
                 endpoint_min_parts: 4,
+                metadata_mode: false,
+            },
+            (Some(1), Some(17)) => Compat {
+                metadata_mode: false,
+                ..Compat::default()
             },
             _ => Compat::default(),
         }
@@ -94,6 +107,7 @@ impl Default for Compat {
         Compat {
             flag_table: FlagTable::Istio114Plus,
             endpoint_min_parts: 5,
+            metadata_mode: true,
         }
     }
 }
@@ -430,7 +444,18 @@ mod tests {
             FlagTable::Istio114Plus
         );
         assert_eq!(Compat::for_istio_version("1.15.7").endpoint_min_parts, 4);
-        assert_eq!(Compat::for_istio_version("1.17.8"), Compat::default());
+        // metadata_mode exists in the 1.16 plugin only.
+        assert!(!Compat::for_istio_version("1.13.4").metadata_mode);
+        assert!(!Compat::for_istio_version("1.15.7").metadata_mode);
+        assert!(Compat::for_istio_version("1.16.7").metadata_mode);
+        assert_eq!(Compat::for_istio_version("1.16.7"), Compat::default());
+        assert_eq!(
+            Compat::for_istio_version("1.17.8"),
+            Compat {
+                metadata_mode: false,
+                ..Compat::default()
+            }
+        );
         assert_eq!(Compat::for_istio_version("1.16-dev"), Compat::default());
         assert_eq!(Compat::for_istio_version("1.5-dev"), Compat::default());
         assert_eq!(Compat::for_istio_version(""), Compat::default());

@@ -2,6 +2,7 @@
 //! stats-spec §6.5).
 
 use super::node::NodeDims;
+use super::workload_metadata::{read_workload, WorkloadSource};
 use super::{Compat, Direction};
 use crate::series::bytes_map::BytesMap;
 use proxy_attributes::host::{HeaderMap, Host};
@@ -128,19 +129,13 @@ pub fn resolve(
     }
     let dims = match direction {
         Direction::Inbound => NodeDims::empty(),
-        Direction::Outbound => host
-            .property(&[
-                "upstream_host_metadata",
-                "filter_metadata",
-                "istio",
-                "workload",
-            ])
-            .and_then(|b| {
-                let text = String::from_utf8_lossy(&b).into_owned();
-                PeerNode::from_endpoint_metadata(&text, compat.endpoint_min_parts)
-            })
-            .map(|n| NodeDims::from_node(&n))
-            .unwrap_or_else(NodeDims::empty),
+        Direction::Outbound => read_workload(
+            host,
+            WorkloadSource::UpstreamHost,
+            compat.endpoint_min_parts,
+        )
+        .map(|n| NodeDims::from_node(&n))
+        .unwrap_or_else(NodeDims::empty),
     };
     Peer {
         dims: Rc::new(dims),

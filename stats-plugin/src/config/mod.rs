@@ -8,8 +8,10 @@
 //! failed `definitions[].value` also stops the walk.
 
 mod duration;
+mod metadata_mode;
 
 pub use duration::parse_duration_ms;
+pub use metadata_mode::MetadataMode;
 
 use serde_json::{Map, Value};
 
@@ -72,6 +74,8 @@ pub struct PluginConfig {
     pub tcp_reporting_duration_ms: u32,
     pub metrics: Vec<MetricOverride>,
     pub definitions: Vec<Definition>,
+    /// Istio 1.16's `metadata_mode` (waypoint proxies); see [`MetadataMode`].
+    pub metadata_mode: MetadataMode,
 }
 
 impl Default for PluginConfig {
@@ -83,6 +87,7 @@ impl Default for PluginConfig {
             tcp_reporting_duration_ms: DEFAULT_TCP_REPORTING_MS,
             metrics: Vec::new(),
             definitions: Vec::new(),
+            metadata_mode: MetadataMode::default(),
         }
     }
 }
@@ -200,6 +205,10 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ConfigError> {
                 type_name(other)
             )),
         }
+    }
+
+    if let Some(v) = obj.get("metadata_mode") {
+        config.metadata_mode = MetadataMode::parse(v, &mut warnings);
     }
 
     parse_definitions(&obj, &mut config, &mut warnings);

@@ -106,3 +106,60 @@ fn definitions_stop_at_the_first_incomplete_one() {
         .iter()
         .any(|w| w.starts_with("definitions[3]: empty name or value")));
 }
+
+/// Istio 1.16 `plugin.cc:505-512`: `JsonGetField<std::string_view>(j, "metadata_mode")`
+/// compared with the two non-default enum names; everything else is the local-node mode.
+#[test]
+fn metadata_mode_enum_names() {
+    let mode = |json: &str| {
+        let p = parse(json.as_bytes()).unwrap();
+        (p.config.metadata_mode, p.warnings)
+    };
+    assert_eq!(mode("{}"), (MetadataMode::LocalNode, vec![]));
+    assert_eq!(
+        mode(r#"{"metadata_mode":"UPSTREAM_HOST_METADATA_MODE"}"#),
+        (MetadataMode::UpstreamHost, vec![])
+    );
+    assert_eq!(
+        mode(r#"{"metadata_mode":"CLUSTER_METADATA_MODE"}"#),
+        (MetadataMode::Cluster, vec![])
+    );
+    assert_eq!(
+        mode(r#"{"metadata_mode":"LOCAL_NODE_METADATA_MODE"}"#),
+        (MetadataMode::LocalNode, vec![])
+    );
+    // The 1.16 plugin reads only the snake_case key (no 1.17 PluginConfig has the field).
+    assert_eq!(
+        mode(r#"{"metadataMode":"UPSTREAM_HOST_METADATA_MODE"}"#),
+        (MetadataMode::LocalNode, vec![])
+    );
+}
+
+/// Bad values: Istio silently falls back to the local node (a string compare, not a protobuf
+/// enum parse, so neither the integer `1` nor a lower-case name selects a mode); we match that
+/// and log a line naming the field.
+#[test]
+fn metadata_mode_bad_values_fall_back_to_local_node() {
+    for json in [
+        r#"{"metadata_mode":"upstream_host_metadata_mode"}"#,
+        r#"{"metadata_mode":"UPSTREAM_HOST"}"#,
+        r#"{"metadata_mode":""}"#,
+        r#"{"metadata_mode":1}"#,
+        r#"{"metadata_mode":null}"#,
+        r#"{"metadata_mode":["UPSTREAM_HOST_METADATA_MODE"]}"#,
+    ] {
+        let p = parse(json.as_bytes()).unwrap();
+        assert_eq!(p.config.metadata_mode, MetadataMode::LocalNode, "{json}");
+        assert_eq!(p.warnings.len(), 1, "{json}: {:?}", p.warnings);
+        assert!(p.warnings[0].starts_with("metadata_mode: "), "{json}");
+        assert!(
+            p.warnings[0].ends_with("using LOCAL_NODE_METADATA_MODE"),
+            "{json}"
+        );
+    }
+    let p = parse(br#"{"metadata_mode":1}"#).unwrap();
+    assert_eq!(
+        p.warnings,
+        vec!["metadata_mode: expected an enum name string, got a number; using LOCAL_NODE_METADATA_MODE"]
+    );
+}
