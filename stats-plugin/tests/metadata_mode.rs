@@ -11,7 +11,7 @@ mod common;
 use common::*;
 use proxy_attributes::host::fake::FakeHost;
 use proxy_attributes::peer::PeerNode;
-use stats_plugin::Direction;
+use stats_plugin::{Direction, Stream};
 use std::collections::BTreeMap;
 
 const PORT: u16 = 18080;
@@ -269,4 +269,41 @@ fn other_releases_ignore_the_field() {
         inbound(&host, UPSTREAM_MODE, 1),
         vec![(waypoint_request_total_labels(), 1)]
     );
+}
+
+/// `report()` is shared by HTTP and TCP, so the remap applies to TCP ticks and the close too.
+/// Labels: the waypoint HTTP set with the TCP differences of Istio's TCP goldens
+/// (`tcp_server_connection_open.yaml.tmpl`: no `response_code` / `grpc_response_status`,
+/// `request_protocol` `tcp`); plaintext, so principals `unknown` and security policy `none`.
+#[test]
+fn tcp_reports_remap_too() {
+    let h = with_local(FakeHost::new(), &waypoint_node("1.16.7"));
+    let h = with_peer(h, Direction::Inbound, "client", &client_node());
+    let host = with_services(h)
+        .with_str(&["cluster_name"], "inbound|9080||")
+        .with_bool(&["connection", "mtls"], false)
+        .with_i64(&["response", "flags"], 0)
+        .with_str(&HOST_WORKLOAD, RATINGS_ENDPOINT);
+    let (mut plugin, mut m) = configured(Direction::Inbound, &host, UPSTREAM_MODE);
+    let mut s = Stream::new();
+    plugin.on_new_connection(&mut s);
+    plugin.on_downstream_data(&mut s, 6);
+    plugin.on_upstream_data(&mut s, 12);
+    plugin.report(&host, &mut m, &mut s, false);
+    plugin.on_log(&host, &mut m, &mut s);
+
+    let mut labels = waypoint_request_total_labels();
+    labels.remove("response_code");
+    labels.remove("grpc_response_status");
+    labels.insert("request_protocol".into(), "tcp".into());
+    assert_eq!(
+        m.one("istio_tcp_connections_opened_total"),
+        (labels.clone(), 1)
+    );
+    assert_eq!(
+        m.one("istio_tcp_connections_closed_total"),
+        (labels.clone(), 1)
+    );
+    assert_eq!(m.one("istio_tcp_received_bytes_total"), (labels.clone(), 6));
+    assert_eq!(m.one("istio_tcp_sent_bytes_total"), (labels, 12));
 }
