@@ -178,7 +178,7 @@ fn exchange() -> HttpExchange {
         route_name: "catalog.istioinaction.svc.cluster.local:80".into(),
         peer: Some(Peer {
             id: "sidecar~10.10.0.20~catalog-5d8f7c9b4-abcde.istioinaction~istioinaction.svc.cluster.local".into(),
-            metadata,
+            metadata: metadata.into(),
         }),
         grpc_messages: None,
     }

@@ -13,6 +13,8 @@
 //! * TCP: `Found` stores the FlatNode and id when the exchange completes; `NotFound` stores the
 //!   sentinel id.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use proxy_attributes::peer::{struct_header_value, PeerNode};
@@ -68,7 +70,7 @@ impl LocalMx {
 pub struct MxCache {
     // FxHash: the keys are ~500-byte base64 headers hashed on every stream; SipHash was 7 % of
     // a stats request (callgrind).
-    headers: FxHashMap<String, (serde_json::Map<String, serde_json::Value>, String)>,
+    headers: FxHashMap<String, (Arc<serde_json::Map<String, serde_json::Value>>, String)>,
     nodes: FxHashMap<String, Option<Vec<u8>>>,
 }
 
@@ -79,7 +81,8 @@ impl MxCache {
     /// `header_value(peer.metadata)`, cached by peer id (verified against the metadata).
     pub fn header_for(&mut self, peer: &Peer) -> String {
         if let Some((md, h)) = self.headers.get(&peer.id) {
-            if *md == peer.metadata {
+            // The same shared map (a replay's repeated peer) needs no deep compare.
+            if Arc::ptr_eq(md, &peer.metadata) || **md == *peer.metadata {
                 return h.clone();
             }
         }

@@ -34,8 +34,9 @@ pub struct Peer {
     /// `x-envoy-peer-metadata-id` (the peer's Envoy node id).
     pub id: String,
     /// The peer's node metadata, which travels as a base64 protobuf Struct in
-    /// `x-envoy-peer-metadata`.
-    pub metadata: serde_json::Map<String, Json>,
+    /// `x-envoy-peer-metadata`. Shared: a replay hands the same decoded peer to every line
+    /// that names it, and copying the map per line cost more than decoding it.
+    pub metadata: std::sync::Arc<serde_json::Map<String, Json>>,
 }
 
 /// Downstream connection facts (`connection.*`, `source.*`, `destination.*`).

@@ -156,6 +156,39 @@ pub struct Decoder {
     line: usize,
     prev_start_ns: Option<i64>,
     warned: HashSet<String>,
+    peers: PeerCache,
+}
+
+/// Decoded peers by their JSON text. A traffic file repeats a few peers on every line, and the
+/// peer object (node metadata with its label map) was about a third of decoding a line.
+#[derive(Debug, Default)]
+struct PeerCache {
+    map: rustc_hash::FxHashMap<Box<str>, Peer>,
+}
+
+/// Distinct peers kept before the cache is cleared (memory stays flat on unique peers).
+const PEER_CACHE_LIMIT: usize = 1024;
+
+impl PeerCache {
+    /// The peer of a strictly decoded line; `None` when the peer object does not decode
+    /// strictly (an unknown field or a bad value: the line then takes the lenient path, which
+    /// reports it).
+    fn resolve(&mut self, raw: Option<&serde_json::value::RawValue>) -> Option<Option<Peer>> {
+        let Some(raw) = raw else {
+            return Some(None);
+        };
+        let text = raw.get();
+        if let Some(p) = self.map.get(text) {
+            return Some(Some(p.clone()));
+        }
+        let parsed: strict::RawPeer = serde_json::from_str(text).ok()?;
+        let peer = strict::peer(Some(parsed))?;
+        if self.map.len() >= PEER_CACHE_LIMIT {
+            self.map.clear();
+        }
+        self.map.insert(text.into(), peer.clone());
+        Some(Some(peer))
+    }
 }
 
 impl Decoder {
@@ -163,9 +196,11 @@ impl Decoder {
     pub fn decode(&mut self, text: &str) -> Result<DecodedEvent, String> {
         // Fast path: the strict shapes reject unknown fields instead of tracking key paths.
         let mut json = serde_json::Deserializer::from_str(text);
-        if let Ok(raw) = strict::RawEvent::deserialize(&mut json) {
+        if let Ok(mut raw) = strict::RawEvent::deserialize(&mut json) {
             if json.end().is_ok() && raw.kind() != RELOAD {
-                return self.finish(raw, Vec::new());
+                if let Some(peer) = self.peers.resolve(raw.peer.take().as_deref()) {
+                    return self.finish(raw, peer, Vec::new());
+                }
             }
         }
         // Only lines off the fast path pay for telling a control line (no `direction`) apart.
@@ -180,13 +215,19 @@ impl Decoder {
             // serde_ignored shows Option layers as `?`.
             ignored.push(path.to_string().replace("?.", ""))
         });
-        let raw = raw.map_err(|_| error_with_path(text))?;
+        let mut raw = raw.map_err(|_| error_with_path(text))?;
         json.end().map_err(|e| strip_position(&e.to_string()))?;
-        self.finish(raw, ignored)
+        let peer = lenient::peer(raw.peer.take());
+        self.finish(raw, peer, ignored)
     }
 
     /// The checks and defaults after the JSON decoded (shared by both shapes).
-    fn finish<E: RawLine>(&mut self, raw: E, ignored: Vec<String>) -> Result<DecodedEvent, String> {
+    fn finish<E: RawLine>(
+        &mut self,
+        raw: E,
+        peer: Option<Peer>,
+        ignored: Vec<String>,
+    ) -> Result<DecodedEvent, String> {
         let start_ns = match raw.start() {
             Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
             None => self
@@ -213,7 +254,7 @@ impl Decoder {
                         warn(name.to_string(), "applies to tcp events only");
                     }
                 }
-                let (exchange, p) = raw.into_http(start_ns, line)?;
+                let (exchange, p) = raw.into_http(start_ns, line, peer)?;
                 if p.stop_after_ns.is_some() && repeat > 1 {
                     return Err(format!(
                         "stop_after_ms: the replay stops inside this stream, so it cannot repeat (repeat {repeat})"
@@ -228,7 +269,7 @@ impl Decoder {
                         warn(name.to_string(), "applies to http events only");
                     }
                 }
-                Event::Tcp(raw.into_tcp(start_ns, line)?)
+                Event::Tcp(raw.into_tcp(start_ns, line, peer)?)
             }
             other => {
                 return Err(format!(
@@ -491,7 +532,7 @@ impl<'de> Deserialize<'de> for Flags {
 /// A line is decoded strictly first; only a line that fails (an unknown field, a bad value) is
 /// decoded again leniently, so lines without unknown fields pay nothing for the warnings.
 macro_rules! raw_shapes {
-    ($(#[$strict:meta])*) => {
+    ($peer:ty; $(#[$strict:meta])*) => {
         #[derive(Deserialize)]
         $(#[$strict])*
         pub(super) struct RawEvent {
@@ -503,7 +544,7 @@ macro_rules! raw_shapes {
             request: Option<RawRequest>,
             #[serde(default, deserialize_with = "present")]
             response: Option<Option<RawResponse>>,
-            peer: Option<RawPeer>,
+            pub(super) peer: Option<$peer>,
             connection: Option<RawConnection>,
             upstream: Option<RawUpstream>,
             route_name: Option<String>,
@@ -605,7 +646,7 @@ macro_rules! raw_shapes {
             let id = raw.id.unwrap_or_else(|| default_peer_id(&raw.node));
             Some(Peer {
                 id,
-                metadata: raw.node,
+                metadata: std::sync::Arc::new(raw.node),
             })
         }
 
@@ -679,6 +720,7 @@ macro_rules! raw_shapes {
                 self,
                 start_ns: i64,
                 line: usize,
+                peer: Option<Peer>,
             ) -> Result<(HttpExchange, HttpPlan), String> {
                 let dir = direction(self.direction);
                 let duration_ns = duration_ns(self.duration_ms)?;
@@ -769,7 +811,7 @@ macro_rules! raw_shapes {
                     connection,
                     upstream,
                     route_name: self.route_name.unwrap_or_else(|| "default".into()),
-                    peer: peer(self.peer),
+                    peer,
                     grpc_messages: self.grpc_messages.map(|batches| {
                         batches.iter().fold((0u64, 0u64), |(q, r), b| {
                             (q.saturating_add(b.request), r.saturating_add(b.response))
@@ -779,7 +821,12 @@ macro_rules! raw_shapes {
                 Ok((exchange, plan))
             }
 
-            fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String> {
+            fn into_tcp(
+                self,
+                start_ns: i64,
+                line: usize,
+                peer: Option<Peer>,
+            ) -> Result<TcpConnection, String> {
                 let dir = direction(self.direction);
                 let connection = connection(self.connection, line);
                 let dest_port = split_host_port(&connection.destination_address).1;
@@ -794,7 +841,6 @@ macro_rules! raw_shapes {
                         }
                     }
                 });
-                let peer = peer(self.peer);
                 let mx = match self.mx {
                     Some(RawMx::Found) => MxOutcome::Found,
                     Some(RawMx::NotFound) => MxOutcome::NotFound,
@@ -825,12 +871,13 @@ macro_rules! raw_shapes {
 
 mod strict {
     use super::*;
-    raw_shapes!(#[serde(deny_unknown_fields)]);
+    // The peer stays raw text here: `Decoder` decodes each distinct peer once (`PeerCache`).
+    raw_shapes!(Box<serde_json::value::RawValue>; #[serde(deny_unknown_fields)]);
 }
 
 mod lenient {
     use super::*;
-    raw_shapes!();
+    raw_shapes!(RawPeer;);
 }
 
 /// What [`Decoder::finish`] needs from either shape.
@@ -840,8 +887,18 @@ trait RawLine {
     fn kind(&self) -> &str;
     fn tcp_fields(&self) -> [(&'static str, bool); 4];
     fn http_fields(&self) -> [(&'static str, bool); 5];
-    fn into_http(self, start_ns: i64, line: usize) -> Result<(HttpExchange, HttpPlan), String>;
-    fn into_tcp(self, start_ns: i64, line: usize) -> Result<TcpConnection, String>;
+    fn into_http(
+        self,
+        start_ns: i64,
+        line: usize,
+        peer: Option<Peer>,
+    ) -> Result<(HttpExchange, HttpPlan), String>;
+    fn into_tcp(
+        self,
+        start_ns: i64,
+        line: usize,
+        peer: Option<Peer>,
+    ) -> Result<TcpConnection, String>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1323,6 +1380,42 @@ mod tests {
         let w2 = &evs[2].as_ref().unwrap().warnings;
         assert_eq!(w2.len(), 1);
         assert!(w2[0].contains("applies to http events only"));
+    }
+
+    #[test]
+    fn peers_decode_once_and_keep_lenient_reporting() {
+        // Lines 1 and 3 repeat one peer text (the cache's hit), line 2 has another; line 4's
+        // peer has an unknown key (warned as `peer.nick`, the line still replays), line 5 a
+        // wrongly typed id (the line is skipped, the path names it).
+        let a = r#""peer":{"id":"a","node":{"NAME":"a-1","LABELS":{"app":"a"}}}"#;
+        let b = r#""peer":{"node":{"NAME":"b-1","NAMESPACE":"ns"}}"#;
+        let evs = read(&format!(
+            "{{\"kind\":\"http\",\"direction\":\"inbound\",{a}}}\n\
+             {{\"kind\":\"http\",\"direction\":\"inbound\",{b}}}\n\
+             {{\"kind\":\"tcp\",\"direction\":\"inbound\",{a}}}\n\
+             {{\"kind\":\"http\",\"direction\":\"inbound\",\"peer\":{{\"id\":\"c\",\"nick\":1}}}}\n\
+             {{\"kind\":\"http\",\"direction\":\"inbound\",\"peer\":{{\"id\":5}}}}\n"
+        ));
+        let pa = http(&evs[0]).peer.clone().expect("peer a");
+        assert_eq!(pa.id, "a");
+        assert_eq!(pa.metadata["LABELS"]["app"], "a");
+        let pb = http(&evs[1]).peer.clone().expect("peer b");
+        // No id: the documented default from NAME and NAMESPACE.
+        assert_eq!(pb.id, "sidecar~0.0.0.0~b-1.ns~ns.svc.cluster.local");
+        assert_eq!(tcp(&evs[2]).peer.as_ref(), Some(&pa));
+        let w = &evs[3].as_ref().expect("line 4 replays").warnings;
+        assert!(w.iter().any(|w| w.contains("\"peer.nick\"")), "{w:?}");
+        assert_eq!(
+            http(&evs[3]).peer.as_ref().map(|p| p.id.as_str()),
+            Some("c")
+        );
+        let e = evs[4].as_ref().expect_err("line 5 is skipped");
+        assert_eq!(e.line, 5);
+        assert!(
+            e.reason.starts_with("peer.id: invalid type"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

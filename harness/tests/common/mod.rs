@@ -77,7 +77,7 @@ pub fn peer() -> Peer {
     };
     Peer {
         id: "sidecar~10.0.0.2~reviews-v2-456.default~default.svc.cluster.local".into(),
-        metadata,
+        metadata: metadata.into(),
     }
 }
 

@@ -103,6 +103,10 @@ pub fn set_property(path: &[&str], value: &[u8]) -> bool {
 /// Runs `f` on the path parts joined with NUL (the ABI's property path, no trailing NUL), on
 /// the stack when short: no allocation per read.
 fn with_path<R>(path: &[&str], f: impl FnOnce(&[u8]) -> R) -> R {
+    // One part (filter state such as `upstream_peer_id`): already the ABI path.
+    if let [one] = path {
+        return f(one.as_bytes());
+    }
     let total = path
         .iter()
         .map(|p| p.len() + 1)
