@@ -181,7 +181,9 @@ fn metrics_follow_envoy_semantics() {
     );
     assert_eq!(
         p.stats().get("tp_hist").map(|s| s.value.clone()),
-        Some(StatValue::Histogram(vec![42]))
+        Some(StatValue::Histogram(stats_sink::Histogram::from_samples(
+            &[42]
+        )))
     );
 }
 

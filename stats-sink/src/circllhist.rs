@@ -132,10 +132,18 @@ pub fn summarize(samples: &[u64], bounds: &[f64]) -> HistogramSummary {
 
 /// [`summarize`] for `(sample, how many times it was recorded)` pairs.
 pub fn summarize_counts(samples: &[(u64, u64)], bounds: &[f64]) -> HistogramSummary {
-    let mut all: Vec<(Bin, u64)> = samples
-        .iter()
-        .map(|&(s, n)| (Bin::from_sample(s), n))
-        .collect();
+    summarize_bins(
+        samples.iter().map(|&(s, n)| (Bin::from_sample(s), n)),
+        bounds,
+    )
+}
+
+/// [`summarize`] for already binned counts (bins may repeat, in any order).
+pub fn summarize_bins(
+    binned: impl IntoIterator<Item = (Bin, u64)>,
+    bounds: &[f64],
+) -> HistogramSummary {
+    let mut all: Vec<(Bin, u64)> = binned.into_iter().collect();
     all.sort_by(|a, b| a.0.real_axis_cmp(b.0));
     let mut bins: Vec<(Bin, u64)> = Vec::with_capacity(all.len());
     for (bin, n) in all {

@@ -34,10 +34,12 @@
 //! expectation `2.2599999999999997868371792719699` shows it does).
 
 pub mod circllhist;
+pub mod histogram;
 pub mod istio_tags;
 pub mod prometheus;
 pub mod tags;
 
+pub use histogram::Histogram;
 pub use tags::{RejectedRule, TagExtractor, TagRule};
 
 /// `proxy_metric_type_t`.
@@ -61,8 +63,8 @@ pub enum MetricError {
 pub enum StatValue {
     Counter(u64),
     Gauge(u64),
-    /// Recorded samples, in order (the exporter bins them like Envoy's circllhist).
-    Histogram(Vec<u64>),
+    /// The recorded samples' circllhist bins, as Envoy keeps them.
+    Histogram(Histogram),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +100,7 @@ impl StatsSink {
         let value = match kind {
             MetricType::Counter => StatValue::Counter(0),
             MetricType::Gauge => StatValue::Gauge(0),
-            MetricType::Histogram => StatValue::Histogram(Vec::new()),
+            MetricType::Histogram => StatValue::Histogram(Histogram::default()),
         };
         self.stats.push(Stat {
             name: full.clone(),
@@ -132,10 +134,10 @@ impl StatsSink {
         }
     }
 
-    /// The recorded samples of the histogram `name` (without the namespace).
-    pub fn samples(&self, name: &str) -> Option<&[u64]> {
+    /// The histogram `name` (without the namespace).
+    pub fn histogram(&self, name: &str) -> Option<&Histogram> {
         match &self.get(name)?.value {
-            StatValue::Histogram(samples) => Some(samples),
+            StatValue::Histogram(h) => Some(h),
             _ => None,
         }
     }
@@ -197,7 +199,7 @@ impl VmMetricIds {
         match &mut stat.value {
             StatValue::Counter(v) => *v = v.saturating_add(value),
             StatValue::Gauge(v) => *v = value,
-            StatValue::Histogram(samples) => samples.push(value),
+            StatValue::Histogram(h) => h.record(value),
         }
         Ok(())
     }

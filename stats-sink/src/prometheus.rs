@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use crate::circllhist::{self, format_g32, DEFAULT_BUCKETS};
+use crate::circllhist::{format_g32, DEFAULT_BUCKETS};
 use crate::tags::TagExtractor;
 use crate::{Stat, StatValue, StatsSink, CUSTOM_NAMESPACE};
 
@@ -146,8 +146,8 @@ fn write_series(out: &mut String, family: &str, s: &Series) {
         StatValue::Counter(v) | StatValue::Gauge(v) => {
             let _ = writeln!(out, "{family}{{{labels}}} {v}");
         }
-        StatValue::Histogram(samples) => {
-            let summary = circllhist::summarize(samples, &DEFAULT_BUCKETS);
+        StatValue::Histogram(h) => {
+            let summary = h.summarize(&DEFAULT_BUCKETS);
             let sep = if s.labels.is_empty() { "" } else { "," };
             for (bound, count) in DEFAULT_BUCKETS.iter().zip(&summary.buckets) {
                 let _ = writeln!(

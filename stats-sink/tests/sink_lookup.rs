@@ -11,7 +11,11 @@ fn sink_lookups_without_parsing() {
     vm.record(&mut sink, h, 7).unwrap();
     assert_eq!(sink.value("a_total"), Some(2));
     assert_eq!(sink.value("lat"), None);
-    assert_eq!(sink.samples("lat"), Some(&[7u64][..]));
-    assert_eq!(sink.samples("a_total"), None);
+    assert_eq!(sink.histogram("lat").map(|h| h.count()), Some(1));
+    assert_eq!(
+        sink.histogram("lat"),
+        Some(&stats_sink::Histogram::from_samples(&[7]))
+    );
+    assert_eq!(sink.histogram("a_total"), None);
     assert_eq!(sink.value("missing"), None);
 }
