@@ -12,6 +12,7 @@
 
 mod ast_check;
 mod attributes;
+mod fast;
 mod lazy;
 mod regex;
 mod render;
@@ -36,6 +37,8 @@ pub struct Expr {
     /// `Some("a.b.c")` when the whole expression is a plain attribute name (`istio_operationId`,
     /// `upstream_peer.istio_version`, `xds.cluster_name`): see [`Expr::eval`].
     name: Option<String>,
+    /// The direct evaluator's form, for comparisons and logic over attributes ([`fast`]).
+    fast: Option<fast::Fast>,
 }
 
 /// The dotted name of an identifier or of a chain of field selections on one (not `has()`).
@@ -133,10 +136,16 @@ impl Expr {
         ast_check::check(&ast, MAX_DEPTH as usize).map_err(|message| CompileError { message })?;
         regex::precompile_literals(&ast);
         let name = plain_name(&ast.expr);
+        // A plain name already has its own direct path; literals alone gain nothing.
+        let fast = match &ast.expr {
+            cel::common::ast::Expr::Call(_) => fast::compile(&ast),
+            _ => None,
+        };
         Ok(Expr {
             ast,
             source: src.to_string(),
             name,
+            fast,
         })
     }
 
@@ -160,6 +169,9 @@ impl Expr {
     /// When the resolver has no value for the whole name (a miss, or a prefix that must be
     /// selected into), the interpreter runs and reports as usual.
     pub fn eval(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
+        if let Some(v) = self.fast.as_ref().and_then(|f| fast::eval(f, attrs)) {
+            return Ok(v);
+        }
         if let Some(name) = &self.name {
             if let Some(v) = attrs.lookup(name) {
                 return v.as_ref().try_into().map_err(EvalError);

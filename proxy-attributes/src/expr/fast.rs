@@ -1,0 +1,139 @@
+//! A direct evaluator for the shapes Istio configs use most: attribute names compared with
+//! literals and combined with `&&`, `||`, `!` and `?:`, plus `startsWith` / `endsWith` /
+//! `contains` on a string (attributegen's `request.url_path == '/items' && request.method ==
+//! 'GET'`, the book's `request.method.startsWith('GET') ? 1 : 0`).
+//!
+//! Why: the interpreter resolves every identifier by joining and re-splitting its qualified name
+//! and walks a generic value model; for these shapes that was most of an evaluation (perf,
+//! attributegen book rules). The result is identical by construction: the direct path only
+//! answers when every value it needs resolved to a plain scalar of the expected type; on
+//! anything else (a missing attribute, a type mismatch, a map) it gives up and the interpreter
+//! evaluates the whole expression, errors included. Short-circuits follow CEL's: `false && x`
+//! is `false` and `true || x` is `true` whatever `x` is, so not evaluating `x` there is exact.
+
+use std::sync::Arc;
+
+use cel::common::ast::{operators, Expr as E, IdedExpr, LiteralValue};
+use cel::Value;
+
+use super::attributes::Attributes;
+use super::plain_name;
+
+/// A compiled direct-path node.
+#[derive(Debug)]
+pub(super) enum Fast {
+    Str(Arc<String>),
+    Int(i64),
+    Bool(bool),
+    /// A plain attribute name (`request.method`).
+    Attr(String),
+    /// `a == b` (`negate`: `!=`).
+    Eq(Box<Fast>, Box<Fast>, bool),
+    And(Box<Fast>, Box<Fast>),
+    Or(Box<Fast>, Box<Fast>),
+    Not(Box<Fast>),
+    Cond(Box<Fast>, Box<Fast>, Box<Fast>),
+    /// `target.startsWith(lit)` / `endsWith` / `contains`.
+    StrTest(Box<Fast>, StrOp, String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StrOp {
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+/// The direct form of `e`, when every node is one of the supported shapes.
+pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
+    Some(match &e.expr {
+        E::Literal(LiteralValue::String(s)) => Fast::Str(Arc::new(s.inner().to_string())),
+        E::Literal(LiteralValue::Int(i)) => Fast::Int(*i.inner()),
+        E::Literal(LiteralValue::Boolean(b)) => Fast::Bool(*b.inner()),
+        E::Ident(_) | E::Select(_) => Fast::Attr(plain_name(&e.expr)?),
+        E::Call(c) => {
+            let arg = |i: usize| c.args.get(i).and_then(compile).map(Box::new);
+            match (c.func_name.as_str(), &c.target, c.args.len()) {
+                (operators::EQUALS, None, 2) => Fast::Eq(arg(0)?, arg(1)?, false),
+                (operators::NOT_EQUALS, None, 2) => Fast::Eq(arg(0)?, arg(1)?, true),
+                (operators::LOGICAL_AND, None, 2) => Fast::And(arg(0)?, arg(1)?),
+                (operators::LOGICAL_OR, None, 2) => Fast::Or(arg(0)?, arg(1)?),
+                (operators::LOGICAL_NOT, None, 1) => Fast::Not(arg(0)?),
+                (operators::CONDITIONAL, None, 3) => Fast::Cond(arg(0)?, arg(1)?, arg(2)?),
+                (name @ ("startsWith" | "endsWith" | "contains"), Some(t), 1) => {
+                    let op = match name {
+                        "startsWith" => StrOp::StartsWith,
+                        "endsWith" => StrOp::EndsWith,
+                        _ => StrOp::Contains,
+                    };
+                    let E::Literal(LiteralValue::String(lit)) = &c.args.first()?.expr else {
+                        return None;
+                    };
+                    Fast::StrTest(Box::new(compile(t)?), op, lit.inner().to_string())
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Evaluates `f`; `None` = not decidable here (the caller runs the interpreter).
+pub(super) fn eval(f: &Fast, attrs: &Attributes<'_>) -> Option<Value> {
+    Some(match f {
+        Fast::Str(s) => Value::String(Arc::clone(s)),
+        Fast::Int(i) => Value::Int(*i),
+        Fast::Bool(b) => Value::Bool(*b),
+        Fast::Attr(name) => {
+            let v: Value = attrs.lookup(name)?.as_ref().try_into().ok()?;
+            match v {
+                Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Bool(_) => v,
+                _ => return None,
+            }
+        }
+        Fast::Eq(a, b, negate) => {
+            let equal = match (eval(a, attrs)?, eval(b, attrs)?) {
+                (Value::String(x), Value::String(y)) => x == y,
+                (Value::Int(x), Value::Int(y)) => x == y,
+                (Value::UInt(x), Value::UInt(y)) => x == y,
+                (Value::Bool(x), Value::Bool(y)) => x == y,
+                // Mixed types (CEL's heterogeneous equality rules): the interpreter decides.
+                _ => return None,
+            };
+            Value::Bool(equal != *negate)
+        }
+        Fast::And(a, b) => match eval(a, attrs)? {
+            Value::Bool(false) => Value::Bool(false),
+            Value::Bool(true) => Value::Bool(as_bool(eval(b, attrs)?)?),
+            _ => return None,
+        },
+        Fast::Or(a, b) => match eval(a, attrs)? {
+            Value::Bool(true) => Value::Bool(true),
+            Value::Bool(false) => Value::Bool(as_bool(eval(b, attrs)?)?),
+            _ => return None,
+        },
+        Fast::Not(a) => Value::Bool(!as_bool(eval(a, attrs)?)?),
+        Fast::Cond(c, a, b) => match eval(c, attrs)? {
+            Value::Bool(true) => eval(a, attrs)?,
+            Value::Bool(false) => eval(b, attrs)?,
+            _ => return None,
+        },
+        Fast::StrTest(t, op, lit) => {
+            let Value::String(s) = eval(t, attrs)? else {
+                return None;
+            };
+            Value::Bool(match op {
+                StrOp::StartsWith => s.starts_with(lit.as_str()),
+                StrOp::EndsWith => s.ends_with(lit.as_str()),
+                StrOp::Contains => s.contains(lit.as_str()),
+            })
+        }
+    })
+}
+
+fn as_bool(v: Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(b),
+        _ => None,
+    }
+}
