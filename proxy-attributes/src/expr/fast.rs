@@ -19,14 +19,17 @@ use cel::Value;
 use super::attributes::Attributes;
 use super::plain_name;
 
+/// Longest attribute name taken on the direct path (Envoy's are at most five segments).
+const MAX_SEGMENTS: usize = 8;
+
 /// A compiled direct-path node.
 #[derive(Debug)]
 pub(super) enum Fast {
     Str(Arc<String>),
     Int(i64),
     Bool(bool),
-    /// A plain attribute name (`request.method`).
-    Attr(String),
+    /// A plain attribute name (`request.method`), split into its segments once, here.
+    Attr(Vec<String>),
     /// `a == b` (`negate`: `!=`).
     Eq(Box<Fast>, Box<Fast>, bool),
     And(Box<Fast>, Box<Fast>),
@@ -50,7 +53,16 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
         E::Literal(LiteralValue::String(s)) => Fast::Str(Arc::new(s.inner().to_string())),
         E::Literal(LiteralValue::Int(i)) => Fast::Int(*i.inner()),
         E::Literal(LiteralValue::Boolean(b)) => Fast::Bool(*b.inner()),
-        E::Ident(_) | E::Select(_) => Fast::Attr(plain_name(&e.expr)?),
+        E::Ident(_) | E::Select(_) => {
+            let segs: Vec<String> = plain_name(&e.expr)?
+                .split('.')
+                .map(str::to_string)
+                .collect();
+            if segs.len() > MAX_SEGMENTS {
+                return None;
+            }
+            Fast::Attr(segs)
+        }
         E::Call(c) => {
             let arg = |i: usize| c.args.get(i).and_then(compile).map(Box::new);
             match (c.func_name.as_str(), &c.target, c.args.len()) {
@@ -84,8 +96,8 @@ pub(super) fn eval(f: &Fast, attrs: &Attributes<'_>) -> Option<Value> {
         Fast::Str(s) => Value::String(Arc::clone(s)),
         Fast::Int(i) => Value::Int(*i),
         Fast::Bool(b) => Value::Bool(*b),
-        Fast::Attr(name) => {
-            let v: Value = attrs.lookup(name)?.as_ref().try_into().ok()?;
+        Fast::Attr(segs) => {
+            let v: Value = lookup_segments(attrs, segs)?.as_ref().try_into().ok()?;
             match v {
                 Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Bool(_) => v,
                 _ => return None,
@@ -129,6 +141,22 @@ pub(super) fn eval(f: &Fast, attrs: &Attributes<'_>) -> Option<Value> {
             })
         }
     })
+}
+
+/// [`Attributes::lookup_path`] for pre-split segments (no per-request splitting).
+pub(super) fn lookup_segments<'b>(
+    attrs: &'b Attributes<'_>,
+    segs: &[String],
+) -> Option<cel::common::value::CowVal<'b, 'b>> {
+    if segs.len() > MAX_SEGMENTS {
+        let v: Vec<&str> = segs.iter().map(String::as_str).collect();
+        return attrs.lookup_path(&v);
+    }
+    let mut buf = [""; MAX_SEGMENTS];
+    for (slot, seg) in buf.iter_mut().zip(segs) {
+        *slot = seg;
+    }
+    attrs.lookup_path(buf.get(..segs.len())?)
 }
 
 fn as_bool(v: Value) -> Option<bool> {

@@ -34,9 +34,10 @@ pub const MAX_SOURCE_LEN: usize = 16 * 1024;
 pub struct Expr {
     ast: IdedExpr,
     source: String,
-    /// `Some("a.b.c")` when the whole expression is a plain attribute name (`istio_operationId`,
-    /// `upstream_peer.istio_version`, `xds.cluster_name`): see [`Expr::eval`].
-    name: Option<String>,
+    /// `Some(["a", "b", "c"])` when the whole expression is a plain attribute name
+    /// (`istio_operationId`, `upstream_peer.istio_version`, `xds.cluster_name`), split at the
+    /// dots once, here: see [`Expr::eval`].
+    name_segs: Option<Vec<String>>,
     /// The direct evaluator's form, for comparisons and logic over attributes ([`fast`]).
     fast: Option<fast::Fast>,
 }
@@ -141,10 +142,11 @@ impl Expr {
             cel::common::ast::Expr::Call(_) => fast::compile(&ast),
             _ => None,
         };
+        let name_segs = name.map(|n| n.split('.').map(str::to_string).collect());
         Ok(Expr {
             ast,
             source: src.to_string(),
-            name,
+            name_segs,
             fast,
         })
     }
@@ -172,8 +174,8 @@ impl Expr {
         if let Some(v) = self.fast.as_ref().and_then(|f| fast::eval(f, attrs)) {
             return Ok(v);
         }
-        if let Some(name) = &self.name {
-            if let Some(v) = attrs.lookup(name) {
+        if let Some(segs) = &self.name_segs {
+            if let Some(v) = fast::lookup_segments(attrs, segs) {
                 return v.as_ref().try_into().map_err(EvalError);
             }
         }

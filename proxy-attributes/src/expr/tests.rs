@@ -761,7 +761,7 @@ fn direct_names_agree_with_the_interpreter() {
         "request.method.size",
     ] {
         let e = Expr::compile(src).unwrap();
-        assert!(e.name.is_some(), "{src}");
+        assert!(e.name_segs.is_some(), "{src}");
         let direct = e.eval(&Attributes::new(&host));
         let interpreted = e.eval_interpreted(&Attributes::new(&host));
         assert_eq!(
@@ -777,8 +777,14 @@ fn direct_names_agree_with_the_interpreter() {
         label("istio_operationId", &host).as_deref(),
         Some("getitems")
     );
-    assert!(Expr::compile("has(request.method)").unwrap().name.is_none());
-    assert!(Expr::compile("request.method + ''").unwrap().name.is_none());
+    assert!(Expr::compile("has(request.method)")
+        .unwrap()
+        .name_segs
+        .is_none());
+    assert!(Expr::compile("request.method + ''")
+        .unwrap()
+        .name_segs
+        .is_none());
 }
 
 #[test]
@@ -789,17 +795,32 @@ fn the_direct_evaluator_agrees_with_the_interpreter() {
     // interpreter's answer (or error) is what `eval` returns.
     let host = book_host().with_str(&["istio_operationId"], "getitems");
     let cases = [
-        ("request.url_path == '/items' && request.method == 'GET'", true),
-        ("request.url_path == '/items' && request.method == 'POST'", true),
-        ("request.url_path == '/other' && no_such_attribute == 'x'", true),
-        ("request.url_path == '/items' && no_such_attribute == 'x'", true),
+        (
+            "request.url_path == '/items' && request.method == 'GET'",
+            true,
+        ),
+        (
+            "request.url_path == '/items' && request.method == 'POST'",
+            true,
+        ),
+        (
+            "request.url_path == '/other' && no_such_attribute == 'x'",
+            true,
+        ),
+        (
+            "request.url_path == '/items' && no_such_attribute == 'x'",
+            true,
+        ),
         ("no_such_attribute == 'x' && false", true),
         ("request.method == 'GET' || no_such_attribute == 'x'", true),
         ("request.method != 'GET' || response.code == 200", true),
         ("!(request.method == 'GET')", true),
         ("request.method.startsWith('GE') ? 1 : 0", true),
         ("request.method.startsWith('PO') ? 1 : 0", true),
-        ("request.url_path.endsWith('ems') && request.url_path.contains('/it')", true),
+        (
+            "request.url_path.endsWith('ems') && request.url_path.contains('/it')",
+            true,
+        ),
         ("response.code == 200", true),
         ("response.code == '200'", true),
         ("request.method == 1", true),
