@@ -32,6 +32,10 @@ impl Host for Envoy {
         EnvoyHost.property(path)
     }
 
+    fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
+        EnvoyHost.property_joined(joined)
+    }
+
     fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
         EnvoyHost.header(map, name)
     }

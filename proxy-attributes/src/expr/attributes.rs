@@ -36,58 +36,59 @@ enum Kind {
     Bool,
 }
 
-/// Every typed leaf Envoy 1.21–1.25 exposes (abi-host.md §2.3). Index = memo slot.
+/// Every typed leaf Envoy 1.21–1.25 exposes (abi-host.md §2.3), as its ABI path (parts joined
+/// with NUL, read with [`Host::property_joined`]). Index = memo slot.
 const LEAVES: &[(&str, Kind)] = &[
-    ("request.path", Kind::Str),
-    ("request.url_path", Kind::Str),
-    ("request.host", Kind::Str),
-    ("request.scheme", Kind::Str),
-    ("request.method", Kind::Str),
-    ("request.referer", Kind::Str),
-    ("request.useragent", Kind::Str),
-    ("request.id", Kind::Str),
-    ("request.protocol", Kind::Str),
-    ("request.query", Kind::Str),
-    ("request.time", Kind::Int),
-    ("request.duration", Kind::Int),
-    ("request.size", Kind::Int),
-    ("request.total_size", Kind::Int),
-    ("response.code", Kind::Int),
-    ("response.code_details", Kind::Str),
-    ("response.flags", Kind::Int),
-    ("response.grpc_status", Kind::Int),
-    ("response.size", Kind::Int),
-    ("response.total_size", Kind::Int),
-    ("connection.id", Kind::Uint),
-    ("connection.mtls", Kind::Bool),
-    ("connection.requested_server_name", Kind::Str),
-    ("connection.tls_version", Kind::Str),
-    ("connection.subject_local_certificate", Kind::Str),
-    ("connection.subject_peer_certificate", Kind::Str),
-    ("connection.uri_san_local_certificate", Kind::Str),
-    ("connection.uri_san_peer_certificate", Kind::Str),
-    ("connection.dns_san_local_certificate", Kind::Str),
-    ("connection.dns_san_peer_certificate", Kind::Str),
-    ("connection.sha256_peer_certificate_digest", Kind::Str),
-    ("connection.termination_details", Kind::Str),
-    ("source.address", Kind::Str),
-    ("source.port", Kind::Int),
-    ("destination.address", Kind::Str),
-    ("destination.port", Kind::Int),
-    ("upstream.address", Kind::Str),
-    ("upstream.port", Kind::Int),
-    ("upstream.local_address", Kind::Str),
-    ("upstream.transport_failure_reason", Kind::Str),
-    ("upstream.tls_version", Kind::Str),
-    ("upstream.subject_local_certificate", Kind::Str),
-    ("upstream.subject_peer_certificate", Kind::Str),
-    ("upstream.uri_san_local_certificate", Kind::Str),
-    ("upstream.uri_san_peer_certificate", Kind::Str),
-    ("upstream.dns_san_local_certificate", Kind::Str),
-    ("upstream.dns_san_peer_certificate", Kind::Str),
-    ("upstream.sha256_peer_certificate_digest", Kind::Str),
-    ("node.id", Kind::Str),
-    ("node.cluster", Kind::Str),
+    ("request\0path", Kind::Str),
+    ("request\0url_path", Kind::Str),
+    ("request\0host", Kind::Str),
+    ("request\0scheme", Kind::Str),
+    ("request\0method", Kind::Str),
+    ("request\0referer", Kind::Str),
+    ("request\0useragent", Kind::Str),
+    ("request\0id", Kind::Str),
+    ("request\0protocol", Kind::Str),
+    ("request\0query", Kind::Str),
+    ("request\0time", Kind::Int),
+    ("request\0duration", Kind::Int),
+    ("request\0size", Kind::Int),
+    ("request\0total_size", Kind::Int),
+    ("response\0code", Kind::Int),
+    ("response\0code_details", Kind::Str),
+    ("response\0flags", Kind::Int),
+    ("response\0grpc_status", Kind::Int),
+    ("response\0size", Kind::Int),
+    ("response\0total_size", Kind::Int),
+    ("connection\0id", Kind::Uint),
+    ("connection\0mtls", Kind::Bool),
+    ("connection\0requested_server_name", Kind::Str),
+    ("connection\0tls_version", Kind::Str),
+    ("connection\0subject_local_certificate", Kind::Str),
+    ("connection\0subject_peer_certificate", Kind::Str),
+    ("connection\0uri_san_local_certificate", Kind::Str),
+    ("connection\0uri_san_peer_certificate", Kind::Str),
+    ("connection\0dns_san_local_certificate", Kind::Str),
+    ("connection\0dns_san_peer_certificate", Kind::Str),
+    ("connection\0sha256_peer_certificate_digest", Kind::Str),
+    ("connection\0termination_details", Kind::Str),
+    ("source\0address", Kind::Str),
+    ("source\0port", Kind::Int),
+    ("destination\0address", Kind::Str),
+    ("destination\0port", Kind::Int),
+    ("upstream\0address", Kind::Str),
+    ("upstream\0port", Kind::Int),
+    ("upstream\0local_address", Kind::Str),
+    ("upstream\0transport_failure_reason", Kind::Str),
+    ("upstream\0tls_version", Kind::Str),
+    ("upstream\0subject_local_certificate", Kind::Str),
+    ("upstream\0subject_peer_certificate", Kind::Str),
+    ("upstream\0uri_san_local_certificate", Kind::Str),
+    ("upstream\0uri_san_peer_certificate", Kind::Str),
+    ("upstream\0dns_san_local_certificate", Kind::Str),
+    ("upstream\0dns_san_peer_certificate", Kind::Str),
+    ("upstream\0sha256_peer_certificate_digest", Kind::Str),
+    ("node\0id", Kind::Str),
+    ("node\0cluster", Kind::Str),
     ("cluster_name", Kind::Str),
     ("route_name", Kind::Str),
     ("listener_direction", Kind::Int),
@@ -420,11 +421,8 @@ impl<'h> Attributes<'h> {
             .get_or_init(|| Box::new([const { OnceLock::new() }; LEAVES.len()]))
             .get(i)?
             .get_or_init(|| {
-                // Leaves have one or two segments.
-                let bytes = match name.split_once('.') {
-                    Some((a, b)) => self.host.property(&[a, b]),
-                    None => self.host.property(&[name]),
-                }?;
+                // The table holds the ABI path itself (parts joined with NUL).
+                let bytes = self.host.property_joined(name)?;
                 typed(&bytes, *kind)
             })
             .as_deref()
@@ -558,7 +556,7 @@ mod leaf_tests {
     #[test]
     fn leaf_index_matches_the_table() {
         for (i, (name, _)) in LEAVES.iter().enumerate() {
-            let segs: Vec<&str> = name.split('.').collect();
+            let segs: Vec<&str> = name.split('\0').collect();
             assert!(segs.len() <= 2, "{name}: leaf() reads one or two segments");
             assert_eq!(leaf_index(&segs), Some(i), "{name}");
         }

@@ -43,18 +43,11 @@ pub struct EnvoyHost;
 
 impl Host for EnvoyHost {
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        with_path(path, |p| {
-            let mut data: *mut u8 = std::ptr::null_mut();
-            let mut len: usize = 0;
-            // SAFETY: `p` is live for the call, the out-pointers are valid locals, and on OK the
-            // returned buffer is ours.
-            unsafe {
-                if abi::proxy_get_property(p.as_ptr(), p.len(), &mut data, &mut len) != STATUS_OK {
-                    return None;
-                }
-                take(data, len)
-            }
-        })
+        with_path(path, get_property)
+    }
+
+    fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
+        get_property(joined.as_bytes())
     }
 
     fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
@@ -86,6 +79,20 @@ impl Host for EnvoyHost {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
+    }
+}
+
+/// `proxy_get_property` of an ABI path (parts joined with NUL).
+fn get_property(path: &[u8]) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: `path` is live for the call, the out-pointers are valid locals, and on OK the
+    // returned buffer is ours.
+    unsafe {
+        if abi::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut len) != STATUS_OK {
+            return None;
+        }
+        take(data, len)
     }
 }
 

@@ -6,6 +6,15 @@
 pub mod envoy;
 pub mod fake;
 
+/// A property path joined with NUL at compile time, for [`Host::property_joined`]:
+/// `property_path!("request", "host")` is `"request\0host"`.
+#[macro_export]
+macro_rules! property_path {
+    ($first:literal $(, $rest:literal)* $(,)?) => {
+        concat!($first $(, "\0", $rest)*)
+    };
+}
+
 /// Which Envoy header map to read (`proxy_map_type_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeaderMap {
@@ -25,7 +34,45 @@ pub trait Host: Send + Sync {
     /// value, which the SDK maps to `None`), or failed to serialise.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
 
+    /// [`Host::property`] for a path already joined with NUL, the ABI's own form
+    /// (`"request\0host"`, see [`property_path!`](crate::property_path)). Report paths are
+    /// constants: joined at compile time, the wasm host passes them to Envoy as they are instead
+    /// of assembling the path on every read (a stack fill and a copy per part).
+    fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
+        let parts: Vec<&str> = joined.split('\0').collect();
+        self.property(&parts)
+    }
+
     /// `proxy_get_header_map_value(map, name)`: the first value of a header, `None` if absent or
     /// if the map is unavailable in this callback.
     fn header(&self, map: HeaderMap, name: &str) -> Option<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeHost;
+    use super::Host;
+
+    #[test]
+    fn joined_paths_read_the_same_attribute() {
+        assert_eq!(property_path!("request", "host"), "request\0host");
+        assert_eq!(property_path!("cluster_name"), "cluster_name");
+        // `"0"` after a separator stays a separate part (not an escape).
+        assert_eq!(
+            property_path!("services", "0", "name")
+                .split('\0')
+                .collect::<Vec<_>>(),
+            ["services", "0", "name"]
+        );
+        let host = FakeHost::new().with_str(&["request", "host"], "catalog:80");
+        assert_eq!(
+            host.property_joined(property_path!("request", "host")),
+            Some(b"catalog:80".to_vec())
+        );
+        assert_eq!(host.property_joined("request\0path"), None);
+        assert_eq!(
+            host.reads(),
+            ["property:request.host", "property:request.path"]
+        );
+    }
 }

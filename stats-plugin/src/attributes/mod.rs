@@ -8,6 +8,7 @@ pub mod response_flags;
 pub mod workload_metadata;
 
 use proxy_attributes::host::{HeaderMap, Host};
+use proxy_attributes::property_path;
 use proxy_attributes::values::{as_bool, as_i64};
 use std::borrow::Cow;
 
@@ -128,7 +129,7 @@ const GRPC_CONTENT_TYPES: [&str; 3] = [
 ];
 
 /// The filter state written by `envoy.filters.http.grpc_stats` with `emit_filter_state`.
-const GRPC_STATS_FILTER_STATE: &str = "envoy.filters.http.grpc_stats";
+const GRPC_STATS_PATH: &str = property_path!("filter_state", "envoy.filters.http.grpc_stats");
 
 /// What one stream has accumulated (`Wasm::Common::RequestInfo`, reduced to what stats uses).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,8 +201,9 @@ pub struct Env<'a> {
     pub compat: Compat,
 }
 
-fn string_property(host: &dyn Host, path: &[&str]) -> Option<String> {
-    host.property(path).map(bytes_to_string)
+/// `path` is NUL-joined at compile time ([`property_path!`]): report paths are constants.
+fn string_property(host: &dyn Host, path: &str) -> Option<String> {
+    host.property_joined(path).map(bytes_to_string)
 }
 
 /// UTF-8 without a copy; invalid sequences replaced (labels are text).
@@ -212,8 +214,8 @@ pub fn bytes_to_string(b: Vec<u8>) -> String {
     }
 }
 
-fn i64_property(host: &dyn Host, path: &[&str]) -> Option<i64> {
-    host.property(path).and_then(|b| as_i64(&b))
+fn i64_property(host: &dyn Host, path: &str) -> Option<i64> {
+    host.property_joined(path).and_then(|b| as_i64(&b))
 }
 
 /// `populateRequestProtocol`: gRPC iff the request content-type is one of the gRPC types.
@@ -228,7 +230,7 @@ pub fn request_protocol(host: &dyn Host) -> Protocol {
 pub fn on_request_headers(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     info.protocol = Some(request_protocol(host));
     if env.use_host_header_fallback {
-        if let Some(h) = string_property(host, &["request", "host"]) {
+        if let Some(h) = string_property(host, property_path!("request", "host")) {
             info.url_host = h;
         }
     }
@@ -245,24 +247,24 @@ pub fn populate_common(
         return;
     }
     info.populated = true;
-    let cluster = string_property(host, &["cluster_name"]).unwrap_or_default();
-    let route = string_property(host, &["route_name"]).unwrap_or_default();
+    let cluster = string_property(host, "cluster_name").unwrap_or_default();
+    let route = string_property(host, "route_name").unwrap_or_default();
     populate_destination_service(host, env, use_host_header, &cluster, &route, info);
     let (dst, src) = match env.direction {
         Direction::Outbound => (
-            &["upstream", "uri_san_peer_certificate"],
-            &["upstream", "uri_san_local_certificate"],
+            property_path!("upstream", "uri_san_peer_certificate"),
+            property_path!("upstream", "uri_san_local_certificate"),
         ),
         Direction::Inbound => {
             if let Some(mtls) = host
-                .property(&["connection", "mtls"])
+                .property_joined(property_path!("connection", "mtls"))
                 .and_then(|b| as_bool(&b))
             {
                 info.security_policy = if mtls { "mutual_tls" } else { "none" };
             }
             (
-                &["connection", "uri_san_local_certificate"],
-                &["connection", "uri_san_peer_certificate"],
+                property_path!("connection", "uri_san_local_certificate"),
+                property_path!("connection", "uri_san_peer_certificate"),
             )
         }
     };
@@ -316,33 +318,27 @@ fn populate_destination_service(
         info.destination_service_name = cluster.to_string();
         return;
     }
-    let services = [
+    // `cluster_metadata.filter_metadata.istio.services[0]`.
+    let name_path = property_path!(
         "cluster_metadata",
         "filter_metadata",
         "istio",
         "services",
         "0",
-    ];
-    let name_path = [
-        services[0],
-        services[1],
-        services[2],
-        services[3],
-        services[4],
-        "name",
-    ];
-    match string_property(host, &name_path) {
+        "name"
+    );
+    match string_property(host, name_path) {
         Some(name) => {
             info.destination_service_name = name;
-            let host_path = [
-                services[0],
-                services[1],
-                services[2],
-                services[3],
-                services[4],
-                "host",
-            ];
-            info.destination_service_host = match string_property(host, &host_path) {
+            let host_path = property_path!(
+                "cluster_metadata",
+                "filter_metadata",
+                "istio",
+                "services",
+                "0",
+                "host"
+            );
+            info.destination_service_host = match string_property(host, host_path) {
                 Some(h) => h,
                 None => fallback_host(info),
             };
@@ -364,26 +360,27 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     };
     info.protocol = Some(protocol);
     populate_common(host, env, env.use_host_header_fallback, info);
-    if let Some(code) = i64_property(host, &["response", "code"]) {
+    if let Some(code) = i64_property(host, property_path!("response", "code")) {
         info.response_code = code as u32;
     }
     if let Some(flags) = host
-        .property(&["response", "flags"])
+        .property_joined(property_path!("response", "flags"))
         .and_then(|b| as_i64(&b))
     {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
     }
     if protocol == Protocol::Grpc {
-        info.grpc_status = i64_property(host, &["response", "grpc_status"]).unwrap_or(2);
+        info.grpc_status =
+            i64_property(host, property_path!("response", "grpc_status")).unwrap_or(2);
         populate_grpc(host, info);
     }
-    if let Some(d) = i64_property(host, &["request", "duration"]) {
+    if let Some(d) = i64_property(host, property_path!("request", "duration")) {
         info.duration_ns = d;
     }
-    if let Some(s) = i64_property(host, &["request", "total_size"]) {
+    if let Some(s) = i64_property(host, property_path!("request", "total_size")) {
         info.request_size = s;
     }
-    if let Some(s) = i64_property(host, &["response", "total_size"]) {
+    if let Some(s) = i64_property(host, property_path!("response", "total_size")) {
         info.response_size = s;
     }
 }
@@ -392,7 +389,7 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
     if let Some(flags) = host
-        .property(&["response", "flags"])
+        .property_joined(property_path!("response", "flags"))
         .and_then(|b| as_i64(&b))
     {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
@@ -402,7 +399,7 @@ pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 
 /// `populateGRPCInfo`: the grpc_stats filter state `"<requests>,<responses>"`.
 pub fn populate_grpc(host: &dyn Host, info: &mut RequestInfo) {
-    let Some(bytes) = host.property(&["filter_state", GRPC_STATS_FILTER_STATE]) else {
+    let Some(bytes) = host.property_joined(GRPC_STATS_PATH) else {
         return;
     };
     let text = String::from_utf8_lossy(&bytes);
