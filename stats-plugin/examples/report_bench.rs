@@ -14,6 +14,8 @@ use std::time::Instant;
 /// numbers show the plugin's work (in Envoy/wasmtime the host side is separate).
 struct LeanHost {
     props: Vec<(Vec<String>, Vec<u8>)>,
+    /// The same keys joined with NUL, for `property_joined`.
+    joined: Vec<(String, Vec<u8>)>,
     headers: HashMap<String, String>,
     /// Host calls made (each one is a wasm→host crossing in Envoy / the harness).
     calls: std::sync::atomic::AtomicU64,
@@ -31,6 +33,18 @@ impl Host for LeanHost {
         self.props
             .iter()
             .find(|(p, _)| p.len() == path.len() && p.iter().zip(path).all(|(a, b)| a == b))
+            .map(|(_, v)| v.clone())
+    }
+    /// The ABI-joined form, compared without allocating (as a host reads it).
+    fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.trace {
+            println!("property {}", joined.replace('\0', "."));
+        }
+        self.joined
+            .iter()
+            .find(|(p, _)| p == joined)
             .map(|(_, v)| v.clone())
     }
     fn header(&self, _map: HeaderMap, name: &str) -> Option<String> {
@@ -143,8 +157,13 @@ fn host() -> LeanHost {
     s("response.total_size", &1330i64.to_le_bytes());
     let mut headers = HashMap::new();
     headers.insert("content-type".to_string(), "application/json".to_string());
+    let joined = props
+        .iter()
+        .map(|(k, v): &(Vec<String>, Vec<u8>)| (k.join("\0"), v.clone()))
+        .collect();
     LeanHost {
         props,
+        joined,
         headers,
         calls: Default::default(),
         trace: std::env::var_os("TRACE_CALLS").is_some(),
