@@ -6,66 +6,15 @@
 //! hundred bytes, so that compare alone was ~6 % of a request (perf, stats default config).
 //! Here the map is keyed by the 64-bit hash and the bytes are compared eight at a time.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
-/// FxHash-style hasher: the keys are label values and peer ids, so hashing speed matters more
-/// than DoS resistance (Istio's own cache uses the unkeyed `std::hash` too).
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
+use rustc_hash::{FxHashMap, FxHasher};
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub type FxBuild = BuildHasherDefault<FxHasher>;
-
-/// The hash of a key (length mixed in, so `"ab"+"c"` and `"a"+"bc"` keys of a cache that
-/// length-prefixes its slots differ anyway).
+/// The hash of a key: FxHash (rustc-hash), as the keys are label values and peer ids, so
+/// speed matters more than DoS resistance (Istio's own cache uses the unkeyed `std::hash`).
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = FxHasher::default();
     h.write(bytes);
-    h.write_usize(bytes.len());
     h.finish()
 }
 
@@ -89,40 +38,20 @@ pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
     ar.iter().zip(br).all(|(x, y)| x == y)
 }
 
-/// Identity hasher for the precomputed 64-bit hashes.
-#[derive(Default, Clone, Copy)]
-pub struct U64Hasher(u64);
-
-impl Hasher for U64Hasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `u64` keys; anything else still hashes.
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(SEED);
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = i;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The entries whose keys share one 64-bit hash.
 type Bucket<V> = Vec<(Box<[u8]>, V)>;
 
 /// Byte-string keyed map: buckets by hash, entries compared with [`bytes_eq`].
 pub struct BytesMap<V> {
-    buckets: HashMap<u64, Bucket<V>, BuildHasherDefault<U64Hasher>>,
+    // Keyed by the precomputed hash (Fx on a `u64` is one multiply).
+    buckets: FxHashMap<u64, Bucket<V>>,
     len: usize,
 }
 
 impl<V> Default for BytesMap<V> {
     fn default() -> Self {
         BytesMap {
-            buckets: HashMap::default(),
+            buckets: FxHashMap::default(),
             len: 0,
         }
     }
