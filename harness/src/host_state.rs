@@ -390,6 +390,22 @@ impl VmHost {
         self.roots.get(root)
     }
 
+    /// The effective context's root and, when it is a stream context, the stream state: what a
+    /// property read sees, from one context lookup.
+    pub fn effective_view(&self) -> (Option<&RootInfo>, Option<&StreamState>) {
+        match self.contexts.get(&self.effective_ctx) {
+            Some(root) => {
+                let stream = if *root != self.effective_ctx {
+                    self.stream.as_deref()
+                } else {
+                    None
+                };
+                (self.roots.get(root), stream)
+            }
+            None => (None, None),
+        }
+    }
+
     /// True when the effective context is a stream context.
     pub fn effective_is_stream(&self) -> bool {
         matches!(self.contexts.get(&self.effective_ctx), Some(r) if *r != self.effective_ctx)

@@ -37,77 +37,103 @@ type R = Result<(), Status>;
 
 const MAX_PARTS: usize = 16;
 
+/// The path parts after the ones already consumed, still NUL-joined (`None`: no parts left).
+/// Parts are split off lazily: most reads are two short parts, and building an array of all of
+/// them per call cost more than the lookup itself.
+#[derive(Clone, Copy)]
+struct Rest<'a>(Option<&'a [u8]>);
+
+impl<'a> Rest<'a> {
+    const NONE: Rest<'static> = Rest(None);
+
+    fn is_empty(self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The next part and the ones after it.
+    fn split_first(self) -> Option<(&'a [u8], Rest<'a>)> {
+        let b = self.0?;
+        Some(split_part(b))
+    }
+
+    /// The single part left (`None`: none or several).
+    fn single(self) -> Option<&'a [u8]> {
+        match self.split_first() {
+            Some((p, r)) if r.is_empty() => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// `b` up to its first NUL, and the parts after it.
+fn split_part(b: &[u8]) -> (&[u8], Rest<'_>) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], Rest(Some(&b[i + 1..]))),
+        None => (b, Rest::NONE),
+    }
+}
+
+/// A part of a path already known to be UTF-8 (checked once for the whole path; parts end at
+/// NUL bytes, which are always char boundaries). Only map keys and indices need it.
+fn text(part: &[u8]) -> Result<&str, Status> {
+    std::str::from_utf8(part).map_err(|_| Status::NotFound)
+}
+
 /// Answers `proxy_get_property(path)`; `path` is the NUL-joined parts. The value is appended to
-/// `out` (cleared first).
+/// `out` (cleared first). Dispatch compares path bytes; a path that is not UTF-8 can only name
+/// filter state (`wasm.<path>`), as Envoy's string lookup finds no attribute for it.
 pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> R {
     out.clear();
-    let Ok(path) = std::str::from_utf8(path) else {
-        return lookup_filter_state(view, path, &[], out);
-    };
-    // Split at NUL bytes (always char boundaries in valid UTF-8); a byte scan is several times
-    // cheaper than `str::split` and this runs on every property read.
-    let mut parts = [""; MAX_PARTS];
-    let mut n = 0;
-    let mut start = 0;
-    for end in path
-        .bytes()
-        .enumerate()
-        .filter_map(|(i, b)| (b == 0).then_some(i))
-        .chain(std::iter::once(path.len()))
-    {
-        if n == MAX_PARTS {
-            return Err(Status::NotFound);
-        }
-        parts[n] = &path[start..end];
-        n += 1;
-        start = end + 1;
+    if !path.is_ascii() && std::str::from_utf8(path).is_err() {
+        return lookup_filter_state(view, path, Rest::NONE, out);
     }
-    let (top, rest) = (parts[0], &parts[1..n]);
+    // More than MAX_PARTS parts is NOT_FOUND. Only a walk into a Struct (`json_path`) consumes
+    // an unbounded number of parts; every other branch answers NOT_FOUND to such a path anyway,
+    // so the parts are counted there instead of on every call.
+    let (top, rest) = split_part(path);
     match top {
-        "request" => request(view, rest, out),
-        "response" => response(view, rest, out),
-        "connection" => connection(view, rest, out),
-        "source" => address(
+        b"request" => request(view, rest, out),
+        b"response" => response(view, rest, out),
+        b"connection" => connection(view, rest, out),
+        b"source" => address(
             view.stream
                 .and_then(conn)
                 .map(|c| c.source_address.as_str()),
             rest,
             out,
         ),
-        "destination" => address(
+        b"destination" => address(
             view.stream
                 .and_then(conn)
                 .map(|c| c.destination_address.as_str()),
             rest,
             out,
         ),
-        "upstream" => upstream(view, rest, out),
-        "node" => node(view.node, rest, out),
-        "cluster_name" => {
+        b"upstream" => upstream(view, rest, out),
+        b"node" => node(view.node, rest, out),
+        b"cluster_name" => {
             let up = upstream_info(view).ok_or(Status::NotFound)?;
             if up.cluster_name.is_empty() {
                 return Err(Status::NotFound);
             }
             leaf_str(&up.cluster_name, rest, out)
         }
-        "cluster_metadata" => {
+        b"cluster_metadata" => {
             let up = upstream_info(view).ok_or(Status::NotFound)?;
             if up.cluster_name.is_empty() {
                 return Err(Status::NotFound);
             }
             // The per-request reads are leaves of `services[0]`: answered without building the
             // Struct (same bytes as the generic path below).
-            if let (Some(s), ["filter_metadata", "istio", "services", i, field]) =
-                (&up.service, rest)
-            {
-                if i.parse::<usize>() == Ok(0) {
-                    let v = match *field {
-                        "host" => Some(&s.host),
-                        "name" => Some(&s.name),
-                        "namespace" => Some(&s.namespace),
+            if let Some(s) = &up.service {
+                if let Some(field) = services_0_leaf(rest) {
+                    let v = match field {
+                        b"host" => Some(&s.host),
+                        b"name" => Some(&s.name),
+                        b"namespace" => Some(&s.namespace),
                         _ => None,
                     };
-                    return v.map_or(Err(Status::NotFound), |v| leaf_str(v, &[], out));
+                    return v.map_or(Err(Status::NotFound), |v| leaf_str(v, Rest::NONE, out));
                 }
             }
             let md = match &up.service {
@@ -119,16 +145,16 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             };
             metadata(&md, rest, out)
         }
-        "upstream_host_metadata" => {
+        b"upstream_host_metadata" => {
             let s = view.stream.ok_or(Status::NotFound)?;
             let up = upstream_info(view).ok_or(Status::NotFound)?;
             if !upstream_selected(s) || up.address.is_none() {
                 return Err(Status::NotFound);
             }
-            if let (Some(w), ["filter_metadata", "istio", "workload"]) =
-                (&up.endpoint_workload, rest)
+            if let (Some(w), Some(b"filter_metadata\0istio\0workload")) =
+                (&up.endpoint_workload, rest.0)
             {
-                return leaf_str(w, &[], out);
+                return leaf_str(w, Rest::NONE, out);
             }
             let md = match &up.endpoint_workload {
                 Some(w) => vec![("istio".to_string(), serde_json::json!({ "workload": w }))],
@@ -136,21 +162,21 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             };
             metadata(&md, rest, out)
         }
-        "route_name" => {
+        b"route_name" => {
             let h = view
                 .stream
                 .and_then(|s| s.facts.http())
                 .ok_or(Status::NotFound)?;
             leaf_str(&h.route_name, rest, out)
         }
-        "metadata" | "route_metadata" | "listener_metadata" => {
+        b"metadata" | b"route_metadata" | b"listener_metadata" => {
             // Dynamic / route / listener metadata: empty messages in this model.
-            if top != "listener_metadata" && view.stream.is_none() {
+            if top != b"listener_metadata" && view.stream.is_none() {
                 return Err(Status::NotFound);
             }
             metadata(&[], rest, out)
         }
-        "listener_direction" => {
+        b"listener_direction" => {
             let dir = view
                 .stream
                 .and_then(|s| s.facts.direction())
@@ -162,38 +188,43 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             };
             leaf_i64(v, rest, out)
         }
-        "plugin_name" => leaf_str(&view.root.ok_or(Status::NotFound)?.plugin_name, rest, out),
-        "plugin_root_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.root_id, rest, out),
-        "plugin_vm_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.vm_id, rest, out),
-        "connection_id" => {
+        b"plugin_name" => leaf_str(&view.root.ok_or(Status::NotFound)?.plugin_name, rest, out),
+        b"plugin_root_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.root_id, rest, out),
+        b"plugin_vm_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.vm_id, rest, out),
+        b"connection_id" => {
             let c = view.stream.and_then(conn).ok_or(Status::NotFound)?;
             leaf_u64(c.id, rest, out)
         }
-        "filter_state" => {
+        b"filter_state" => {
             let s = view.stream.ok_or(Status::NotFound)?;
-            match rest {
-                [] => {
-                    let pairs: Vec<(&[u8], &[u8])> = s.filter_state.iter().collect();
-                    out.extend_from_slice(&proxy_attributes::values::encode_pairs(&pairs));
-                    Ok(())
-                }
-                [key] => {
-                    out.extend_from_slice(
-                        s.filter_state.get(key.as_bytes()).ok_or(Status::NotFound)?,
-                    );
-                    Ok(())
-                }
-                _ => Err(Status::NotFound),
+            if rest.is_empty() {
+                let pairs: Vec<(&[u8], &[u8])> = s.filter_state.iter().collect();
+                out.extend_from_slice(&proxy_attributes::values::encode_pairs(&pairs));
+                return Ok(());
             }
+            let key = rest.single().ok_or(Status::NotFound)?;
+            out.extend_from_slice(s.filter_state.get(key).ok_or(Status::NotFound)?);
+            Ok(())
         }
-        _ => lookup_filter_state(view, top.as_bytes(), rest, out),
+        _ => lookup_filter_state(view, top, rest, out),
     }
+}
+
+/// `filter_metadata.istio.services.<i>.<field>` with `<i>` parsing as 0: the field.
+fn services_0_leaf(rest: Rest<'_>) -> Option<&[u8]> {
+    let tail = rest
+        .0?
+        .strip_prefix(b"filter_metadata\0istio\0services\0")?;
+    let (i, r) = split_part(tail);
+    let field = r.single()?;
+    // `"0"`, `"00"`, `"+0"`… all name item 0 (`usize` parsing, as the attribute walk does).
+    (text(i).ok()?.parse::<usize>() == Ok(0)).then_some(field)
 }
 
 fn lookup_filter_state(
     view: &PropertyView<'_>,
     name: &[u8],
-    rest: &[&str],
+    rest: Rest<'_>,
     out: &mut Vec<u8>,
 ) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
@@ -225,7 +256,7 @@ fn upstream_selected(s: &StreamState) -> bool {
     s.facts.tcp().is_some() || s.routed || s.response_started || s.log_phase
 }
 
-fn leaf_str(v: &str, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn leaf_str(v: &str, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     if !rest.is_empty() {
         return Err(Status::NotFound);
     }
@@ -233,7 +264,7 @@ fn leaf_str(v: &str, rest: &[&str], out: &mut Vec<u8>) -> R {
     Ok(())
 }
 
-fn leaf_i64(v: i64, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn leaf_i64(v: i64, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     if !rest.is_empty() {
         return Err(Status::NotFound);
     }
@@ -241,7 +272,7 @@ fn leaf_i64(v: i64, rest: &[&str], out: &mut Vec<u8>) -> R {
     Ok(())
 }
 
-fn leaf_u64(v: u64, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn leaf_u64(v: u64, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     if !rest.is_empty() {
         return Err(Status::NotFound);
     }
@@ -249,7 +280,7 @@ fn leaf_u64(v: u64, rest: &[&str], out: &mut Vec<u8>) -> R {
     Ok(())
 }
 
-fn leaf_bool(v: bool, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn leaf_bool(v: bool, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     if !rest.is_empty() {
         return Err(Status::NotFound);
     }
@@ -266,30 +297,48 @@ pub fn header_bytes(map: &[(String, String)]) -> u64 {
     map.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
 }
 
+/// `key == name.to_ascii_lowercase()`, without building the lower-cased copy.
+fn is_lowered(key: &str, name: &[u8]) -> bool {
+    key.len() == name.len()
+        && key
+            .bytes()
+            .zip(name)
+            .all(|(k, n)| k == n.to_ascii_lowercase())
+}
+
 /// A header map as CEL sees it: distinct keys, multiple values joined with `,`.
-fn header_map(map: &[(String, String)], rest: &[&str], out: &mut Vec<u8>) -> R {
-    match rest {
-        [] => {
-            let mut keys: Vec<&str> = Vec::new();
-            for (k, _) in map {
-                if !keys.contains(&k.as_str()) {
-                    keys.push(k);
-                }
+fn header_map(map: &[(String, String)], rest: Rest<'_>, out: &mut Vec<u8>) -> R {
+    let Some((name, r)) = rest.split_first() else {
+        let mut keys: Vec<&str> = Vec::new();
+        for (k, _) in map {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
             }
-            let pairs: Vec<(&str, String)> = keys.iter().map(|k| (*k, joined(map, k))).collect();
-            out.extend_from_slice(&proxy_attributes::values::encode_pairs(&pairs));
-            Ok(())
         }
-        [name] => {
-            let lname = name.to_ascii_lowercase();
-            if !map.iter().any(|(k, _)| *k == lname) {
-                return Err(Status::NotFound);
-            }
-            out.extend_from_slice(joined(map, &lname).as_bytes());
-            Ok(())
-        }
-        _ => Err(Status::NotFound),
+        let pairs: Vec<(&str, String)> = keys.iter().map(|k| (*k, joined(map, k))).collect();
+        out.extend_from_slice(&proxy_attributes::values::encode_pairs(&pairs));
+        return Ok(());
+    };
+    if !r.is_empty() {
+        return Err(Status::NotFound);
     }
+    // Header names are matched lower-cased (Envoy `LowerCaseString`); the values of a repeated
+    // header are joined with `,` (a comma only once something was written, as `joined` does).
+    let start = out.len();
+    let mut found = false;
+    for (k, v) in map {
+        if is_lowered(k, name) {
+            if out.len() > start {
+                out.push(b',');
+            }
+            found = true;
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    if !found {
+        return Err(Status::NotFound);
+    }
+    Ok(())
 }
 
 fn joined(map: &[(String, String)], key: &str) -> String {
@@ -305,74 +354,74 @@ fn joined(map: &[(String, String)], key: &str) -> String {
     s
 }
 
-fn request(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn request(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let h = s.facts.http().ok_or(Status::NotFound)?;
     let hdrs = &s.maps[MAP_REQ_HEADERS];
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
     let hv = |name: &str| header(hdrs, name).ok_or(Status::NotFound);
-    match *field {
-        "path" => leaf_str(hv(":path")?, rest, out),
-        "url_path" => {
+    match field {
+        b"path" => leaf_str(hv(":path")?, rest, out),
+        b"url_path" => {
             let p = hv(":path")?;
             leaf_str(p.split('?').next().unwrap_or(p), rest, out)
         }
-        "host" => leaf_str(hv(":authority")?, rest, out),
-        "scheme" => leaf_str(hv(":scheme")?, rest, out),
-        "method" => leaf_str(hv(":method")?, rest, out),
-        "referer" => leaf_str(hv("referer")?, rest, out),
-        "useragent" => leaf_str(hv("user-agent")?, rest, out),
-        "id" => leaf_str(hv("x-request-id")?, rest, out),
-        "headers" => header_map(hdrs, rest, out),
-        "time" => leaf_i64(h.start_ns, rest, out),
-        "protocol" => leaf_str(&h.protocol, rest, out),
-        "duration" if s.log_phase => leaf_i64(h.duration_ns, rest, out),
-        "size" => {
+        b"host" => leaf_str(hv(":authority")?, rest, out),
+        b"scheme" => leaf_str(hv(":scheme")?, rest, out),
+        b"method" => leaf_str(hv(":method")?, rest, out),
+        b"referer" => leaf_str(hv("referer")?, rest, out),
+        b"useragent" => leaf_str(hv("user-agent")?, rest, out),
+        b"id" => leaf_str(hv("x-request-id")?, rest, out),
+        b"headers" => header_map(hdrs, rest, out),
+        b"time" => leaf_i64(h.start_ns, rest, out),
+        b"protocol" => leaf_str(&h.protocol, rest, out),
+        b"duration" if s.log_phase => leaf_i64(h.duration_ns, rest, out),
+        b"size" => {
             let v = match header(hdrs, "content-length") {
                 Some(cl) => cl.trim().parse::<i64>().map_err(|_| Status::NotFound)?,
                 None => s.bytes_received as i64,
             };
             leaf_i64(v, rest, out)
         }
-        "total_size" if s.log_phase => {
+        b"total_size" if s.log_phase => {
             leaf_i64((s.bytes_received + header_bytes(hdrs)) as i64, rest, out)
         }
         _ => Err(Status::NotFound),
     }
 }
 
-fn response(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn response(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
     let Some(h) = s.facts.http() else {
         // A TCP connection has stream info too: Envoy answers `response.flags` from it (no flag
         // set on a connection we describe), which Istio's TCP metrics print as "-"
         // (testdata/metric/tcp_*_connection_open.yaml.tmpl: response_flags "-").
-        return match *field {
-            "flags" => leaf_u64(0, rest, out),
+        return match field {
+            b"flags" => leaf_u64(0, rest, out),
             _ => Err(Status::NotFound),
         };
     };
-    match *field {
-        "code" => leaf_i64(s.response_code.ok_or(Status::NotFound)?, rest, out),
-        "code_details" if s.response_started || s.log_phase => {
+    match field {
+        b"code" => leaf_i64(s.response_code.ok_or(Status::NotFound)?, rest, out),
+        b"code_details" if s.response_started || s.log_phase => {
             if s.code_details.is_empty() {
                 return Err(Status::NotFound);
             }
             leaf_str(&s.code_details, rest, out)
         }
-        "flags" => leaf_u64(if s.log_phase { h.response_flags } else { 0 }, rest, out),
-        "grpc_status" => {
+        b"flags" => leaf_u64(if s.log_phase { h.response_flags } else { 0 }, rest, out),
+        b"grpc_status" => {
             let v = header(&s.maps[MAP_RESP_TRAILERS], "grpc-status")
                 .or_else(|| header(&s.maps[MAP_RESP_HEADERS], "grpc-status"))
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .ok_or(Status::NotFound)?;
             leaf_i64(v, rest, out)
         }
-        "headers" if s.response_started => header_map(&s.maps[MAP_RESP_HEADERS], rest, out),
-        "trailers" if s.response_started => header_map(&s.maps[MAP_RESP_TRAILERS], rest, out),
-        "size" if s.response_started || s.log_phase => leaf_i64(s.bytes_sent as i64, rest, out),
-        "total_size" if s.log_phase => leaf_i64(
+        b"headers" if s.response_started => header_map(&s.maps[MAP_RESP_HEADERS], rest, out),
+        b"trailers" if s.response_started => header_map(&s.maps[MAP_RESP_TRAILERS], rest, out),
+        b"size" if s.response_started || s.log_phase => leaf_i64(s.bytes_sent as i64, rest, out),
+        b"total_size" if s.log_phase => leaf_i64(
             (s.bytes_sent
                 + header_bytes(&s.maps[MAP_RESP_HEADERS])
                 + header_bytes(&s.maps[MAP_RESP_TRAILERS])) as i64,
@@ -383,22 +432,22 @@ fn response(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
     }
 }
 
-fn connection(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn connection(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let c = conn(s).ok_or(Status::NotFound)?;
     let inbound = s.facts.direction() == Some(Direction::Inbound);
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
-    match *field {
-        "id" => leaf_u64(c.id, rest, out),
-        "mtls" => leaf_bool(inbound && c.mtls, rest, out),
-        "requested_server_name" => leaf_str(&c.requested_server_name, rest, out),
-        "tls_version" if inbound && c.mtls => leaf_str("TLSv1.3", rest, out),
-        "uri_san_local_certificate" if inbound && c.mtls => leaf_str(
+    match field {
+        b"id" => leaf_u64(c.id, rest, out),
+        b"mtls" => leaf_bool(inbound && c.mtls, rest, out),
+        b"requested_server_name" => leaf_str(&c.requested_server_name, rest, out),
+        b"tls_version" if inbound && c.mtls => leaf_str("TLSv1.3", rest, out),
+        b"uri_san_local_certificate" if inbound && c.mtls => leaf_str(
             c.local_principal.as_deref().ok_or(Status::NotFound)?,
             rest,
             out,
         ),
-        "uri_san_peer_certificate" if inbound && c.mtls => leaf_str(
+        b"uri_san_peer_certificate" if inbound && c.mtls => leaf_str(
             c.peer_principal.as_deref().ok_or(Status::NotFound)?,
             rest,
             out,
@@ -407,17 +456,17 @@ fn connection(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
     }
 }
 
-fn address(addr: Option<&str>, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn address(addr: Option<&str>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let addr = addr.ok_or(Status::NotFound)?;
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
-    match *field {
-        "address" => {
+    match field {
+        b"address" => {
             if addr.is_empty() {
                 return Err(Status::NotFound);
             }
             leaf_str(addr, rest, out)
         }
-        "port" => leaf_i64(port_of(addr).ok_or(Status::NotFound)?, rest, out),
+        b"port" => leaf_i64(port_of(addr).ok_or(Status::NotFound)?, rest, out),
         _ => Err(Status::NotFound),
     }
 }
@@ -428,7 +477,7 @@ pub fn port_of(addr: &str) -> Option<i64> {
         .and_then(|(_, p)| p.parse::<i64>().ok())
 }
 
-fn upstream(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
+fn upstream(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let up = upstream_info(view).ok_or(Status::NotFound)?;
     let c = conn(s).ok_or(Status::NotFound)?;
@@ -438,9 +487,9 @@ fn upstream(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
     if !upstream_selected(s) {
         return Err(Status::NotFound);
     }
-    match *field {
-        "address" => leaf_str(up.address.as_deref().ok_or(Status::NotFound)?, rest, out),
-        "port" => leaf_i64(
+    match field {
+        b"address" => leaf_str(up.address.as_deref().ok_or(Status::NotFound)?, rest, out),
+        b"port" => leaf_i64(
             up.address
                 .as_deref()
                 .and_then(port_of)
@@ -448,13 +497,13 @@ fn upstream(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
             rest,
             out,
         ),
-        "tls_version" if upstream_mtls => leaf_str("TLSv1.3", rest, out),
-        "uri_san_local_certificate" if upstream_mtls => leaf_str(
+        b"tls_version" if upstream_mtls => leaf_str("TLSv1.3", rest, out),
+        b"uri_san_local_certificate" if upstream_mtls => leaf_str(
             c.local_principal.as_deref().ok_or(Status::NotFound)?,
             rest,
             out,
         ),
-        "uri_san_peer_certificate" if upstream_mtls => leaf_str(
+        b"uri_san_peer_certificate" if upstream_mtls => leaf_str(
             c.peer_principal.as_deref().ok_or(Status::NotFound)?,
             rest,
             out,
@@ -463,56 +512,65 @@ fn upstream(view: &PropertyView<'_>, rest: &[&str], out: &mut Vec<u8>) -> R {
     }
 }
 
-fn node(n: &LocalNode, rest: &[&str], out: &mut Vec<u8>) -> R {
-    match rest {
-        [] => {
-            out.extend_from_slice(&encode_node(n));
-            Ok(())
-        }
-        ["id", r @ ..] => leaf_str(&n.id, r, out),
-        ["cluster", r @ ..] => leaf_str(&n.cluster, r, out),
-        ["metadata"] => serialize_json_map(&n.metadata, out),
-        ["metadata", key, r @ ..] => {
-            let v = n.metadata.get(*key).ok_or(Status::NotFound)?;
-            serialize_json(json_path(v, r)?, out)
-        }
+fn node(n: &LocalNode, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
+    let Some((field, r)) = rest.split_first() else {
+        out.extend_from_slice(&encode_node(n));
+        return Ok(());
+    };
+    match field {
+        b"id" => leaf_str(&n.id, r, out),
+        b"cluster" => leaf_str(&n.cluster, r, out),
+        b"metadata" => match r.split_first() {
+            None => serialize_json_map(&n.metadata, out),
+            Some((key, r)) => {
+                let v = n.metadata.get(text(key)?).ok_or(Status::NotFound)?;
+                serialize_json(json_path(v, 3, r)?, out)
+            }
+        },
         _ => Err(Status::NotFound),
     }
 }
 
 /// An `envoy.config.core.v3.Metadata` built from `filter_metadata` entries.
-fn metadata(filter_metadata: &[(String, Json)], rest: &[&str], out: &mut Vec<u8>) -> R {
-    match rest {
-        [] => {
-            out.extend_from_slice(&encode_metadata(filter_metadata));
-            Ok(())
-        }
-        ["filter_metadata"] => {
-            let map: serde_json::Map<String, Json> = filter_metadata.iter().cloned().collect();
-            serialize_json_map(&map, out)
-        }
-        ["filter_metadata", ns, r @ ..] => {
-            let v = filter_metadata
-                .iter()
-                .find(|(k, _)| k == ns)
-                .map(|(_, v)| v)
-                .ok_or(Status::NotFound)?;
-            serialize_json(json_path(v, r)?, out)
-        }
-        _ => Err(Status::NotFound),
+fn metadata(filter_metadata: &[(String, Json)], rest: Rest<'_>, out: &mut Vec<u8>) -> R {
+    let Some((field, r)) = rest.split_first() else {
+        out.extend_from_slice(&encode_metadata(filter_metadata));
+        return Ok(());
+    };
+    if field != b"filter_metadata" {
+        return Err(Status::NotFound);
     }
+    let Some((ns, r)) = r.split_first() else {
+        let map: serde_json::Map<String, Json> = filter_metadata.iter().cloned().collect();
+        return serialize_json_map(&map, out);
+    };
+    let v = filter_metadata
+        .iter()
+        .find(|(k, _)| k.as_bytes() == ns)
+        .map(|(_, v)| v)
+        .ok_or(Status::NotFound)?;
+    serialize_json(json_path(v, 3, r)?, out)
 }
 
 /// Walks a Struct value: object keys by name, list items by decimal index (Envoy ≥ 1.17).
-fn json_path<'a>(mut v: &'a Json, rest: &[&str]) -> Result<&'a Json, Status> {
-    for part in rest {
+/// `consumed`: the path parts before `rest` (the whole path may have at most MAX_PARTS).
+fn json_path<'a>(mut v: &'a Json, consumed: usize, mut rest: Rest<'_>) -> Result<&'a Json, Status> {
+    let left = rest
+        .0
+        .map_or(0, |b| b.iter().filter(|&&c| c == 0).count() + 1);
+    if consumed + left > MAX_PARTS {
+        return Err(Status::NotFound);
+    }
+    while let Some((part, r)) = rest.split_first() {
+        let part = text(part)?;
         v = match v {
-            Json::Object(m) => m.get(*part).ok_or(Status::NotFound)?,
+            Json::Object(m) => m.get(part).ok_or(Status::NotFound)?,
             Json::Array(a) => a
                 .get(part.parse::<usize>().map_err(|_| Status::NotFound)?)
                 .ok_or(Status::NotFound)?,
             _ => return Err(Status::NotFound),
         };
+        rest = r;
     }
     Ok(v)
 }
@@ -618,6 +676,12 @@ pub fn encode_metadata(filter_metadata: &[(String, Json)]) -> Vec<u8> {
     out
 }
 
+/// The string-splitting implementation this module replaced, kept to check that the byte
+/// dispatch answers every path exactly as it did.
+#[cfg(test)]
+#[path = "properties_reference.rs"]
+mod reference;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,5 +707,329 @@ mod tests {
         assert_eq!(port_of("10.0.0.1:8080"), Some(8080));
         assert_eq!(port_of("[::1]:443"), Some(443));
         assert_eq!(port_of("10.0.0.1"), None);
+    }
+}
+
+/// Every path a vocabulary of real and near-miss parts can form, in several stream states,
+/// answered by the byte dispatch and by the previous string implementation: same status, same
+/// bytes.
+#[cfg(test)]
+mod same_as_reference {
+    use super::*;
+    use crate::filter_state::FilterState;
+    use crate::host_state::{Facts, RootInfo, StreamState, MAP_REQ_TRAILERS};
+    use crate::stream::*;
+
+    fn conn_info(mtls: bool) -> ConnectionInfo {
+        ConnectionInfo {
+            id: 7,
+            mtls,
+            local_principal: Some("spiffe://cluster.local/ns/a/sa/x".into()),
+            peer_principal: Some("spiffe://cluster.local/ns/b/sa/y".into()),
+            source_address: "10.0.0.1:4000".into(),
+            destination_address: "[::1]:80".into(),
+            requested_server_name: "sni.example".into(),
+        }
+    }
+
+    fn upstream_info(with_service: bool) -> UpstreamInfo {
+        UpstreamInfo {
+            cluster_name: "outbound|80||svc".into(),
+            address: Some("10.0.0.2:3000".into()),
+            service: with_service.then(|| ServiceRef {
+                name: "svc".into(),
+                namespace: "ns".into(),
+                host: "svc.ns.svc.cluster.local".into(),
+            }),
+            endpoint_workload: with_service.then(|| "w;ns;svc;v1;k".to_string()),
+        }
+    }
+
+    fn exchange(direction: Direction, mtls: bool) -> HttpExchange {
+        HttpExchange {
+            direction,
+            start_ns: 123,
+            duration_ns: 456,
+            protocol: "HTTP/2".into(),
+            request: HttpMessage::default(),
+            response: None,
+            response_flags: 0x40,
+            code_details: String::new(),
+            connection: conn_info(mtls),
+            upstream: upstream_info(mtls),
+            route_name: "r".into(),
+            peer: None,
+            grpc_messages: None,
+        }
+    }
+
+    fn tcp() -> TcpConnection {
+        TcpConnection {
+            direction: Direction::Outbound,
+            start_ns: 1,
+            duration_ns: 2,
+            received_bytes: 3,
+            sent_bytes: 4,
+            chunks: 1,
+            connection: conn_info(true),
+            upstream: upstream_info(false),
+            peer: None,
+            mx: MxOutcome::None,
+        }
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn filter_state() -> FilterState {
+        let mut fs = FilterState::new();
+        fs.set_wasm(b"upstream_peer", b"\x01flat");
+        fs.set_wasm(b"istio_operationId", b"getitems");
+        fs.set_wasm(b"a\0b", b"nul in name");
+        fs.set_wasm(b"\xff\xfe", b"not utf-8");
+        fs.set_wasm(b"", b"empty name");
+        fs.set(b"envoy.filters.http.grpc_stats", b"1,2", false);
+        fs
+    }
+
+    fn streams(h: &HttpExchange, h2: &HttpExchange, t: &TcpConnection) -> Vec<StreamState> {
+        let mut v = Vec::new();
+        for (facts, log, started) in [
+            (Facts::Http(h), false, false),
+            (Facts::Http(h), false, true),
+            (Facts::Http(h2), true, true),
+            (Facts::Tcp(t), false, false),
+            (Facts::None, false, false),
+        ] {
+            let mut s = StreamState {
+                facts,
+                log_phase: log,
+                response_started: started,
+                routed: started,
+                bytes_received: 10,
+                bytes_sent: 20,
+                response_code: started.then_some(200),
+                code_details: if started {
+                    "via_upstream".into()
+                } else {
+                    String::new()
+                },
+                filter_state: filter_state(),
+                ..StreamState::default()
+            };
+            s.maps[MAP_REQ_HEADERS] = pairs(&[
+                (":path", "/items?x=1"),
+                (":authority", "svc"),
+                (":method", "GET"),
+                (":scheme", "http"),
+                ("x-rep", ""),
+                ("x-rep", "b"),
+                ("x-rep", "c"),
+                ("Upper", "u"),
+                ("content-length", if log { " 12 " } else { "nan" }),
+                ("user-agent", "ua"),
+                ("héader", "ü"),
+            ]);
+            s.maps[MAP_REQ_TRAILERS] = pairs(&[("t", "1")]);
+            s.maps[MAP_RESP_HEADERS] = pairs(&[(":status", "200"), ("grpc-status", " 3")]);
+            s.maps[MAP_RESP_TRAILERS] = pairs(&[("grpc-status", "x")]);
+            v.push(s);
+        }
+        v
+    }
+
+    const PARTS: &[&str] = &[
+        "",
+        "request",
+        "response",
+        "connection",
+        "source",
+        "destination",
+        "upstream",
+        "node",
+        "cluster_name",
+        "cluster_metadata",
+        "upstream_host_metadata",
+        "route_name",
+        "metadata",
+        "route_metadata",
+        "listener_metadata",
+        "listener_direction",
+        "plugin_name",
+        "plugin_root_id",
+        "plugin_vm_id",
+        "connection_id",
+        "filter_state",
+        "upstream_peer",
+        "istio_operationId",
+        "a",
+        "b",
+        "path",
+        "url_path",
+        "host",
+        "scheme",
+        "method",
+        "referer",
+        "useragent",
+        "id",
+        "headers",
+        "trailers",
+        "time",
+        "protocol",
+        "duration",
+        "size",
+        "total_size",
+        "code",
+        "code_details",
+        "flags",
+        "grpc_status",
+        "mtls",
+        "requested_server_name",
+        "tls_version",
+        "uri_san_local_certificate",
+        "uri_san_peer_certificate",
+        "address",
+        "port",
+        "cluster",
+        "NAME",
+        "LABELS",
+        "app",
+        "PORT",
+        "filter_metadata",
+        "istio",
+        "services",
+        "workload",
+        "0",
+        "00",
+        "+0",
+        "1",
+        "name",
+        "namespace",
+        "x-rep",
+        "X-REP",
+        "upper",
+        "Upper",
+        "héader",
+        "HÉader",
+        "envoy.filters.http.grpc_stats",
+        "wasm.upstream_peer",
+        "requesT",
+    ];
+
+    fn node() -> LocalNode {
+        let serde_json::Value::Object(metadata) = serde_json::json!({
+            "NAME": "n", "PORT": 15020, "LABELS": {"app": "x", "list": [1, "two", null]},
+            "NULL": null, "istio": {"services": [{"name": "m"}]},
+        }) else {
+            unreachable!()
+        };
+        let mut metadata = metadata;
+        // 16 levels of {"a": …} around a string: deep enough to cross the 16-part limit.
+        let mut deep = serde_json::json!("leaf");
+        for _ in 0..16 {
+            deep = serde_json::json!({ "a": deep });
+        }
+        metadata.insert("DEEP".into(), deep);
+        LocalNode {
+            id: "sidecar~1".into(),
+            cluster: "c".into(),
+            metadata,
+        }
+    }
+
+    fn check(node: &LocalNode, root: Option<&RootInfo>, s: Option<&StreamState>, path: &[u8]) {
+        let new_view = PropertyView {
+            node,
+            root,
+            stream: s,
+        };
+        let old_view = reference::PropertyView {
+            node,
+            root,
+            stream: s,
+        };
+        let (mut a, mut b) = (vec![9u8], vec![9u8]);
+        let ra = get_property(&new_view, path, &mut a);
+        let rb = reference::get_property(&old_view, path, &mut b);
+        assert_eq!(ra, rb, "status of {:?}", String::from_utf8_lossy(path));
+        if ra.is_ok() {
+            assert_eq!(a, b, "bytes of {:?}", String::from_utf8_lossy(path));
+        }
+    }
+
+    #[test]
+    fn every_vocabulary_path() {
+        let h = exchange(Direction::Inbound, true);
+        let h2 = exchange(Direction::Outbound, true);
+        let t = tcp();
+        let node = node();
+        let root = RootInfo {
+            plugin_name: "p".into(),
+            root_id: "r".into(),
+            vm_id: "v".into(),
+            plugin_configuration: Vec::new(),
+            direction: Some(Direction::Gateway),
+            tick_period_ms: 0,
+            next_tick_ns: 0,
+        };
+        let streams = streams(&h, &h2, &t);
+        let mut paths: Vec<Vec<u8>> = Vec::new();
+        for a in PARTS {
+            paths.push(a.as_bytes().to_vec());
+            for b in PARTS {
+                paths.push(format!("{a}\0{b}").into_bytes());
+                for c in [
+                    "", "0", "app", "x-rep", "name", "istio", "LABELS", "list", "2",
+                ] {
+                    paths.push(format!("{a}\0{b}\0{c}").into_bytes());
+                }
+            }
+        }
+        for p in [
+            "cluster_metadata\0filter_metadata\0istio\0services\x000\0name",
+            "cluster_metadata\0filter_metadata\0istio\0services\x0000\0host",
+            "cluster_metadata\0filter_metadata\0istio\0services\x00+0\0namespace",
+            "cluster_metadata\0filter_metadata\0istio\0services\x001\0name",
+            "cluster_metadata\0filter_metadata\0istio\0services\x000\0other",
+            "cluster_metadata\0filter_metadata\0istio\0services\x000\0name\0x",
+            "cluster_metadata\0filter_metadata\0istio\0services\x000",
+            "upstream_host_metadata\0filter_metadata\0istio\0workload",
+            "upstream_host_metadata\0filter_metadata\0istio\0workload\0x",
+            "node\0metadata\0LABELS\0list\x001",
+            "node\0metadata\0LABELS\0list\x002",
+            "node\0metadata\0LABELS\0list\0x",
+            "node\0metadata\0NULL",
+            "node\0metadata\0istio\0services\x000\0name",
+            "a\0b",
+            "request\0headers\0x-rep\0",
+            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            "request\0a\0b\0c\0d\0e\0f\0g\0h\0i\0j\0k\0l\0m\0n\0o",
+            "request\0a\0b\0c\0d\0e\0f\0g\0h\0i\0j\0k\0l\0m\0n\0o\0p",
+        ] {
+            paths.push(p.as_bytes().to_vec());
+        }
+        for k in 10..18 {
+            paths.push(format!("node\0metadata\0DEEP{}", "\0a".repeat(k)).into_bytes());
+        }
+        for p in [
+            &b"\xff\xfe"[..],
+            b"request\0path\xff",
+            b"request\0headers\0x-rep\xc3",
+            b"\xff\0\xfe",
+            b"upstream_peer\0\xff",
+        ] {
+            paths.push(p.to_vec());
+        }
+        for s in streams.iter().map(Some).chain([None]) {
+            for root in [Some(&root), None] {
+                for p in &paths {
+                    check(&node, root, s, p);
+                }
+            }
+        }
     }
 }

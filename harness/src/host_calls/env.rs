@@ -433,10 +433,11 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
                 let mut scratch = std::mem::take(&mut h.scratch);
                 let r = match h.world.as_deref() {
                     Some(w) => {
+                        let (root, stream) = h.effective_view();
                         let view = PropertyView {
                             node: &w.local_node,
-                            root: h.effective_root(),
-                            stream: h.stream_for_effective(),
+                            root,
+                            stream,
                         };
                         get_property(&view, path, &mut scratch)
                     }
