@@ -26,6 +26,7 @@ use crate::values::{self, decode_pairs};
 use cel::common::types::{CelBool, CelBytes, CelInt, CelString, CelUInt};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +252,23 @@ fn leaf_index(segs: &[&str]) -> Option<usize> {
     })
 }
 
+/// Whether a bare identifier reaches Envoy as a filter-state read (`wasm.<name>`): the names
+/// [`Attributes::lookup_path`] sends to [`Attributes::dynamic`] as a single segment.
+pub(crate) fn is_filter_state_name(name: &str) -> bool {
+    let segs = [name];
+    !name.is_empty()
+        && !name.contains('.')
+        && leaf_index(&segs).is_none()
+        && !matches!(name, "upstream_peer" | "downstream_peer")
+        && !is_lazy_map(&segs)
+        && !CEL_NAMES.contains(&name)
+}
+
+/// Index in [`LEAVES`] of a dotted attribute name given as segments (after `xds.` aliases).
+pub(crate) fn leaf_of(segs: &[&str]) -> Option<usize> {
+    leaf_index(unalias(segs))
+}
+
 /// A name below which the tree continues and which is cheaper to read per key than whole.
 fn is_lazy_map(segs: &[&str]) -> bool {
     match segs {
@@ -263,13 +281,47 @@ fn is_lazy_map(segs: &[&str]) -> bool {
     }
 }
 
-fn typed(bytes: &[u8], kind: Kind) -> Option<Box<dyn Val>> {
-    Some(match kind {
-        Kind::Str => Box::new(CelString::from(String::from_utf8_lossy(bytes).into_owned())),
-        Kind::Int => Box::new(CelInt::from(values::as_i64(bytes)?)),
-        Kind::Uint => Box::new(CelUInt::from(values::as_u64(bytes)?)),
-        Kind::Bool => Box::new(CelBool::from(values::as_bool(bytes)?)),
-    })
+/// A leaf's value in Envoy's type, decoded once per request. The direct evaluator
+/// ([`super::fast`]) compares these in place; the interpreter gets a `dyn Val` built from it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar {
+    Str(String),
+    Int(i64),
+    Uint(u64),
+    Bool(bool),
+}
+
+impl Scalar {
+    fn decode(bytes: Vec<u8>, kind: Kind) -> Option<Scalar> {
+        Some(match kind {
+            // Lossy like the interpreter's view always was; valid UTF-8 keeps the buffer.
+            Kind::Str => Scalar::Str(match String::from_utf8(bytes) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }),
+            Kind::Int => Scalar::Int(values::as_i64(&bytes)?),
+            Kind::Uint => Scalar::Uint(values::as_u64(&bytes)?),
+            Kind::Bool => Scalar::Bool(values::as_bool(&bytes)?),
+        })
+    }
+
+    fn to_val(&self) -> Box<dyn Val> {
+        match self {
+            Scalar::Str(s) => Box::new(CelString::from(s.clone())),
+            Scalar::Int(i) => Box::new(CelInt::from(*i)),
+            Scalar::Uint(u) => Box::new(CelUInt::from(*u)),
+            Scalar::Bool(b) => Box::new(CelBool::from(*b)),
+        }
+    }
+
+    pub(crate) fn to_value(&self) -> cel::Value {
+        match self {
+            Scalar::Str(s) => cel::Value::String(Arc::new(s.clone())),
+            Scalar::Int(i) => cel::Value::Int(*i),
+            Scalar::Uint(u) => cel::Value::UInt(*u),
+            Scalar::Bool(b) => cel::Value::Bool(*b),
+        }
+    }
 }
 
 /// Depth limit when decoding nested pairs maps by shape.
@@ -337,16 +389,34 @@ fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
 
 type Memo<T> = Mutex<Vec<(T, Option<Box<dyn Val>>)>>;
 
-/// One memo slot per entry of [`LEAVES`], allocated on the first leaf read (kept out of line:
-/// an inline array would make every `Attributes`, used or not, a 1.4 KB memcpy).
-type LeafSlots = Box<[OnceLock<Option<Box<dyn Val>>>; LEAVES.len()]>;
+/// A leaf's memo: the decoded value, and the interpreter's `dyn Val` of it (built on demand).
+struct LeafSlot {
+    scalar: OnceLock<Option<Scalar>>,
+    val: OnceLock<Option<Box<dyn Val>>>,
+}
+
+const EMPTY_SLOT: LeafSlot = LeafSlot {
+    scalar: OnceLock::new(),
+    val: OnceLock::new(),
+};
+
+/// Memo slots handed out in order of first use: a request reads a handful of leaves, so a
+/// slot per entry of [`LEAVES`] (2 KB to allocate and zero per request) would be mostly waste.
+const FEW_SLOTS: usize = 8;
+/// `leaf_ix` value of a leaf memoised in the full table (after [`FEW_SLOTS`] were used).
+const IN_FULL_TABLE: u8 = u8::MAX;
 
 /// One request's (or one callback's) view of Envoy for CEL. Create it per callback, evaluate any
 /// number of expressions against it: each attribute is read at most once, the peer FlatNode
 /// decoded at most once.
 pub struct Attributes<'h> {
     host: &'h dyn Host,
-    leaves: OnceLock<LeafSlots>,
+    /// Per entry of [`LEAVES`]: 0 = not read yet, k = slot k-1 of `few`, or [`IN_FULL_TABLE`].
+    /// Atomics only to stay `Sync` (the CEL resolver must be); a request is one thread.
+    leaf_ix: [AtomicU8; LEAVES.len()],
+    few_used: AtomicU8,
+    few: OnceLock<Box<[LeafSlot; FEW_SLOTS]>>,
+    full: OnceLock<Box<[LeafSlot; LEAVES.len()]>>,
     upstream_peer: OnceLock<Option<Arc<PeerNode>>>,
     downstream_peer: OnceLock<Option<Arc<PeerNode>>>,
     dynamic: Memo<Vec<String>>,
@@ -357,7 +427,10 @@ impl<'h> Attributes<'h> {
     pub fn new(host: &'h dyn Host) -> Self {
         Attributes {
             host,
-            leaves: OnceLock::new(),
+            leaf_ix: [const { AtomicU8::new(0) }; LEAVES.len()],
+            few_used: AtomicU8::new(0),
+            few: OnceLock::new(),
+            full: OnceLock::new(),
             upstream_peer: OnceLock::new(),
             downstream_peer: OnceLock::new(),
             dynamic: Mutex::new(Vec::new()),
@@ -415,17 +488,73 @@ impl<'h> Attributes<'h> {
         v
     }
 
-    fn leaf(&self, i: usize) -> Option<&dyn Val> {
+    fn slot(&self, i: usize) -> Option<&LeafSlot> {
+        let ix = self.leaf_ix.get(i)?;
+        let mut k = ix.load(Ordering::Relaxed);
+        if k == 0 {
+            let n = self.few_used.fetch_add(1, Ordering::Relaxed);
+            k = if (n as usize) < FEW_SLOTS {
+                n + 1
+            } else {
+                self.few_used.store(FEW_SLOTS as u8, Ordering::Relaxed);
+                IN_FULL_TABLE
+            };
+            ix.store(k, Ordering::Relaxed);
+        }
+        if k == IN_FULL_TABLE {
+            return self
+                .full
+                .get_or_init(|| Box::new([EMPTY_SLOT; LEAVES.len()]))
+                .get(i);
+        }
+        self.few
+            .get_or_init(|| Box::new([EMPTY_SLOT; FEW_SLOTS]))
+            .get(k as usize - 1)
+    }
+
+    /// Leaf `i` of [`LEAVES`] (index from [`leaf_index`]), read and decoded on first use.
+    pub(crate) fn leaf_scalar(&self, i: usize) -> Option<&Scalar> {
         let (name, kind) = LEAVES.get(i)?;
-        self.leaves
-            .get_or_init(|| Box::new([const { OnceLock::new() }; LEAVES.len()]))
-            .get(i)?
-            .get_or_init(|| {
-                // The table holds the ABI path itself (parts joined with NUL).
-                let bytes = self.host.property_joined(name)?;
-                typed(&bytes, *kind)
-            })
+        self.slot(i)?
+            .scalar
+            // The table holds the ABI path itself (parts joined with NUL).
+            .get_or_init(|| Scalar::decode(self.host.property_joined(name)?, *kind))
+            .as_ref()
+    }
+
+    fn leaf(&self, i: usize) -> Option<&dyn Val> {
+        let scalar = self.leaf_scalar(i)?;
+        self.slot(i)?
+            .val
+            .get_or_init(|| Some(scalar.to_val()))
             .as_deref()
+    }
+
+    /// A bare identifier that is none of Envoy's names: `property([name])`, which Envoy answers
+    /// from filter state `wasm.<name>` (how attributegen's `istio_operationId` is read). Same
+    /// value as the interpreter's view of it ([`Attributes::lookup_path`]), without the memo:
+    /// callers read it once per evaluation. `None`: absent.
+    pub(crate) fn filter_state_value(
+        &self,
+        name: &str,
+    ) -> Option<Result<cel::Value, cel::ExecutionError>> {
+        let Some(bytes) = self.host.property_joined(name) else {
+            // Remember the miss: the interpreter, which reports it, then does not read again.
+            if let Ok(mut memo) = self.dynamic.lock() {
+                memo.push((vec![name.to_string()], None));
+            }
+            return None;
+        };
+        let v = if bytes.contains(&0) {
+            dynamic_val(&bytes)?
+        } else {
+            match String::from_utf8(bytes) {
+                // The common case (a UTF-8 label): the buffer becomes the string, no copy.
+                Ok(s) => return Some(Ok(cel::Value::String(Arc::new(s)))),
+                Err(e) => dynamic_val(e.as_bytes())?,
+            }
+        };
+        Some(cel::Value::try_from(&*v))
     }
 
     fn dynamic(&self, segs: &[&str]) -> Option<Box<dyn Val>> {

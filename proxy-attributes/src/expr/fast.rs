@@ -16,7 +16,7 @@ use std::sync::Arc;
 use cel::common::ast::{operators, Expr as E, IdedExpr, LiteralValue};
 use cel::Value;
 
-use super::attributes::Attributes;
+use super::attributes::{leaf_of, Attributes, Scalar};
 use super::plain_name;
 
 /// Longest attribute name taken on the direct path (Envoy's are at most five segments).
@@ -25,10 +25,12 @@ const MAX_SEGMENTS: usize = 8;
 /// A compiled direct-path node.
 #[derive(Debug)]
 pub(super) enum Fast {
-    Str(Arc<String>),
+    Str(String),
     Int(i64),
     Bool(bool),
-    /// A plain attribute name (`request.method`), split into its segments once, here.
+    /// One of Envoy's typed leaves (`request.method`), resolved to its memo slot here.
+    Leaf(usize),
+    /// Any other plain attribute name, split into its segments once, here.
     Attr(Vec<String>),
     /// `a == b` (`negate`: `!=`).
     Eq(Box<Fast>, Box<Fast>, bool),
@@ -47,10 +49,41 @@ pub(super) enum StrOp {
     Contains,
 }
 
+/// A direct-path value: strings borrowed from the literal or the request's memo where possible,
+/// so comparing an attribute with a literal allocates nothing.
+#[derive(Debug)]
+pub(super) enum Fv<'a> {
+    Str(&'a str),
+    Shared(Arc<String>),
+    Int(i64),
+    UInt(u64),
+    Bool(bool),
+}
+
+impl Fv<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Fv::Str(s) => Some(s),
+            Fv::Shared(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub(super) fn into_value(self) -> Value {
+        match self {
+            Fv::Str(s) => Value::String(Arc::new(s.to_string())),
+            Fv::Shared(s) => Value::String(s),
+            Fv::Int(i) => Value::Int(i),
+            Fv::UInt(u) => Value::UInt(u),
+            Fv::Bool(b) => Value::Bool(b),
+        }
+    }
+}
+
 /// The direct form of `e`, when every node is one of the supported shapes.
 pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
     Some(match &e.expr {
-        E::Literal(LiteralValue::String(s)) => Fast::Str(Arc::new(s.inner().to_string())),
+        E::Literal(LiteralValue::String(s)) => Fast::Str(s.inner().to_string()),
         E::Literal(LiteralValue::Int(i)) => Fast::Int(*i.inner()),
         E::Literal(LiteralValue::Boolean(b)) => Fast::Bool(*b.inner()),
         E::Ident(_) | E::Select(_) => {
@@ -61,7 +94,11 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
             if segs.len() > MAX_SEGMENTS {
                 return None;
             }
-            Fast::Attr(segs)
+            let names: Vec<&str> = segs.iter().map(String::as_str).collect();
+            match leaf_of(&names) {
+                Some(i) => Fast::Leaf(i),
+                None => Fast::Attr(segs),
+            }
         }
         E::Call(c) => {
             let arg = |i: usize| c.args.get(i).and_then(compile).map(Box::new);
@@ -91,50 +128,58 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
 }
 
 /// Evaluates `f`; `None` = not decidable here (the caller runs the interpreter).
-pub(super) fn eval(f: &Fast, attrs: &Attributes<'_>) -> Option<Value> {
+pub(super) fn eval<'a>(f: &'a Fast, attrs: &'a Attributes<'_>) -> Option<Fv<'a>> {
     Some(match f {
-        Fast::Str(s) => Value::String(Arc::clone(s)),
-        Fast::Int(i) => Value::Int(*i),
-        Fast::Bool(b) => Value::Bool(*b),
+        Fast::Str(s) => Fv::Str(s),
+        Fast::Int(i) => Fv::Int(*i),
+        Fast::Bool(b) => Fv::Bool(*b),
+        Fast::Leaf(i) => match attrs.leaf_scalar(*i)? {
+            Scalar::Str(s) => Fv::Str(s),
+            Scalar::Int(i) => Fv::Int(*i),
+            Scalar::Uint(u) => Fv::UInt(*u),
+            Scalar::Bool(b) => Fv::Bool(*b),
+        },
         Fast::Attr(segs) => {
             let v: Value = lookup_segments(attrs, segs)?.as_ref().try_into().ok()?;
             match v {
-                Value::String(_) | Value::Int(_) | Value::UInt(_) | Value::Bool(_) => v,
+                Value::String(s) => Fv::Shared(s),
+                Value::Int(i) => Fv::Int(i),
+                Value::UInt(u) => Fv::UInt(u),
+                Value::Bool(b) => Fv::Bool(b),
                 _ => return None,
             }
         }
         Fast::Eq(a, b, negate) => {
-            let equal = match (eval(a, attrs)?, eval(b, attrs)?) {
-                (Value::String(x), Value::String(y)) => x == y,
-                (Value::Int(x), Value::Int(y)) => x == y,
-                (Value::UInt(x), Value::UInt(y)) => x == y,
-                (Value::Bool(x), Value::Bool(y)) => x == y,
+            let (x, y) = (eval(a, attrs)?, eval(b, attrs)?);
+            let equal = match (&x, &y) {
+                (Fv::Int(x), Fv::Int(y)) => x == y,
+                (Fv::UInt(x), Fv::UInt(y)) => x == y,
+                (Fv::Bool(x), Fv::Bool(y)) => x == y,
                 // Mixed types (CEL's heterogeneous equality rules): the interpreter decides.
-                _ => return None,
+                _ => x.as_str()? == y.as_str()?,
             };
-            Value::Bool(equal != *negate)
+            Fv::Bool(equal != *negate)
         }
         Fast::And(a, b) => match eval(a, attrs)? {
-            Value::Bool(false) => Value::Bool(false),
-            Value::Bool(true) => Value::Bool(as_bool(eval(b, attrs)?)?),
+            Fv::Bool(false) => Fv::Bool(false),
+            Fv::Bool(true) => Fv::Bool(as_bool(eval(b, attrs)?)?),
             _ => return None,
         },
         Fast::Or(a, b) => match eval(a, attrs)? {
-            Value::Bool(true) => Value::Bool(true),
-            Value::Bool(false) => Value::Bool(as_bool(eval(b, attrs)?)?),
+            Fv::Bool(true) => Fv::Bool(true),
+            Fv::Bool(false) => Fv::Bool(as_bool(eval(b, attrs)?)?),
             _ => return None,
         },
-        Fast::Not(a) => Value::Bool(!as_bool(eval(a, attrs)?)?),
+        Fast::Not(a) => Fv::Bool(!as_bool(eval(a, attrs)?)?),
         Fast::Cond(c, a, b) => match eval(c, attrs)? {
-            Value::Bool(true) => eval(a, attrs)?,
-            Value::Bool(false) => eval(b, attrs)?,
+            Fv::Bool(true) => eval(a, attrs)?,
+            Fv::Bool(false) => eval(b, attrs)?,
             _ => return None,
         },
         Fast::StrTest(t, op, lit) => {
-            let Value::String(s) = eval(t, attrs)? else {
-                return None;
-            };
-            Value::Bool(match op {
+            let v = eval(t, attrs)?;
+            let s = v.as_str()?;
+            Fv::Bool(match op {
                 StrOp::StartsWith => s.starts_with(lit.as_str()),
                 StrOp::EndsWith => s.ends_with(lit.as_str()),
                 StrOp::Contains => s.contains(lit.as_str()),
@@ -159,9 +204,9 @@ pub(super) fn lookup_segments<'b>(
     attrs.lookup_path(buf.get(..segs.len())?)
 }
 
-fn as_bool(v: Value) -> Option<bool> {
+fn as_bool(v: Fv<'_>) -> Option<bool> {
     match v {
-        Value::Bool(b) => Some(b),
+        Fv::Bool(b) => Some(b),
         _ => None,
     }
 }

@@ -38,8 +38,19 @@ pub struct Expr {
     /// (`istio_operationId`, `upstream_peer.istio_version`, `xds.cluster_name`), split at the
     /// dots once, here: see [`Expr::eval`].
     name_segs: Option<Vec<String>>,
+    /// A plain name that needs no resolver walk at all: resolved here, at compile time.
+    direct: Option<Direct>,
     /// The direct evaluator's form, for comparisons and logic over attributes ([`fast`]).
     fast: Option<fast::Fast>,
+}
+
+/// What a plain-name expression reads, when that is known at compile time.
+#[derive(Debug)]
+enum Direct {
+    /// One of Envoy's typed leaves (`request.method`, `xds.cluster_name`): its memo slot.
+    Leaf(usize),
+    /// A bare identifier Envoy answers from filter state (`istio_operationId`).
+    FilterState(String),
 }
 
 /// The dotted name of an identifier or of a chain of field selections on one (not `has()`).
@@ -142,11 +153,23 @@ impl Expr {
             cel::common::ast::Expr::Call(_) => fast::compile(&ast),
             _ => None,
         };
-        let name_segs = name.map(|n| n.split('.').map(str::to_string).collect());
+        let name_segs: Option<Vec<String>> =
+            name.map(|n| n.split('.').map(str::to_string).collect());
+        let direct = name_segs.as_ref().and_then(|segs| {
+            let names: Vec<&str> = segs.iter().map(String::as_str).collect();
+            match (attributes::leaf_of(&names), names.as_slice()) {
+                (Some(i), _) => Some(Direct::Leaf(i)),
+                (None, [one]) if attributes::is_filter_state_name(one) => {
+                    Some(Direct::FilterState(one.to_string()))
+                }
+                _ => None,
+            }
+        });
         Ok(Expr {
             ast,
             source: src.to_string(),
             name_segs,
+            direct,
             fast,
         })
     }
@@ -172,13 +195,32 @@ impl Expr {
     /// selected into), the interpreter runs and reports as usual.
     pub fn eval(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
         if let Some(v) = self.fast.as_ref().and_then(|f| fast::eval(f, attrs)) {
-            return Ok(v);
+            return Ok(v.into_value());
+        }
+        match &self.direct {
+            Some(Direct::Leaf(i)) => {
+                if let Some(s) = attrs.leaf_scalar(*i) {
+                    return Ok(s.to_value());
+                }
+            }
+            Some(Direct::FilterState(name)) => {
+                if let Some(r) = attrs.filter_state_value(name) {
+                    return r.map_err(EvalError);
+                }
+                // Absent: the interpreter reports it (the miss is memoised, no second read).
+                return self.eval_by_interpreter(attrs);
+            }
+            None => {}
         }
         if let Some(segs) = &self.name_segs {
             if let Some(v) = fast::lookup_segments(attrs, segs) {
                 return v.as_ref().try_into().map_err(EvalError);
             }
         }
+        self.eval_by_interpreter(attrs)
+    }
+
+    fn eval_by_interpreter(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {
         let mut ctx = Context::with_env(Arc::clone(env()));
         ctx.set_variable_resolver(attrs);
         Value::resolve(&self.ast, &ctx).map_err(EvalError)

@@ -867,3 +867,106 @@ fn the_direct_evaluator_agrees_with_the_interpreter() {
         Ok(Value::Int(1))
     );
 }
+
+/// Plain names resolved at compile time (`Direct::Leaf`, `Direct::FilterState`) over odd bytes:
+/// a non-UTF-8 string leaf, an int leaf of the wrong width, filter state holding a pairs map,
+/// non-UTF-8 bytes, a string with a NUL that is no pairs map, and an absent name. Each must give
+/// exactly what the interpreter gives (value, or an error on both sides).
+#[test]
+fn compile_time_names_agree_with_the_interpreter_on_odd_bytes() {
+    let host = FakeHost::new()
+        .with_property(&["request", "method"], vec![0x47, 0xff, 0x54])
+        .with_property(&["response", "code"], vec![200, 0, 0])
+        .with_property(&["fs_pairs"], encode_pairs(&[("k", "v")]))
+        .with_property(&["fs_list"], encode_pairs(&[("a", ""), ("b", "")]))
+        .with_property(&["fs_bin"], vec![0xff, 0xfe, 0x01])
+        .with_property(&["fs_nul"], b"a\0b".to_vec())
+        .with_str(&["fs_text"], "getitems");
+    for (src, leaf, filter_state) in [
+        ("request.method", true, false),
+        ("response.code", true, false),
+        ("xds.cluster_name", true, false),
+        ("fs_pairs", false, true),
+        ("fs_list", false, true),
+        ("fs_bin", false, true),
+        ("fs_nul", false, true),
+        ("fs_text", false, true),
+        ("fs_absent", false, true),
+        // Not filter state: a root, a CEL type name, the peers.
+        ("request", false, false),
+        ("int", false, false),
+        ("upstream_peer", false, false),
+    ] {
+        let e = Expr::compile(src).unwrap();
+        assert_eq!(
+            matches!(e.direct, Some(super::Direct::Leaf(_))),
+            leaf,
+            "{src}"
+        );
+        assert_eq!(
+            matches!(e.direct, Some(super::Direct::FilterState(_))),
+            filter_state,
+            "{src}"
+        );
+        let direct = e.eval(&Attributes::new(&host));
+        let interpreted = e.eval_interpreted(&Attributes::new(&host));
+        assert_eq!(direct, interpreted, "{src}");
+    }
+    // The lossy decode of a non-UTF-8 string leaf (U+FFFD for 0xff), by hand: "G\u{fffd}T".
+    assert_eq!(
+        Expr::compile("request.method")
+            .unwrap()
+            .eval(&Attributes::new(&host)),
+        Ok(Value::String(std::sync::Arc::new("G\u{fffd}T".to_string())))
+    );
+    // An absent filter-state name is read once, even though the interpreter then reports it.
+    host.clear_reads();
+    let e = Expr::compile("fs_absent").unwrap();
+    assert!(e.eval(&Attributes::new(&host)).is_err());
+    assert_eq!(host.reads().len(), 1, "{:?}", host.reads());
+}
+
+/// More distinct leaves in one request than the memo's first slots hold: every value is still
+/// the right one, and each is read from the host exactly once (later ones live in the full table).
+#[test]
+fn many_leaves_in_one_request_are_each_read_once() {
+    let names = [
+        "path",
+        "url_path",
+        "host",
+        "scheme",
+        "method",
+        "referer",
+        "useragent",
+        "id",
+        "protocol",
+        "query",
+        "code_details",
+    ];
+    let mut host = FakeHost::new();
+    for n in names {
+        let root = if n == "code_details" {
+            "response"
+        } else {
+            "request"
+        };
+        host = host.with_str(&[root, n], &format!("v-{n}"));
+    }
+    let attrs = Attributes::new(&host);
+    for _ in 0..2 {
+        for n in names {
+            let root = if n == "code_details" {
+                "response"
+            } else {
+                "request"
+            };
+            let e = Expr::compile(&format!("{root}.{n}")).unwrap();
+            assert_eq!(
+                e.eval(&attrs),
+                Ok(Value::String(std::sync::Arc::new(format!("v-{n}")))),
+                "{n}"
+            );
+        }
+    }
+    assert_eq!(host.reads().len(), names.len(), "{:?}", host.reads());
+}
