@@ -33,18 +33,7 @@ pub(crate) fn write(c: &mut Cx<'_>, ptr: i32, bytes: &[u8]) -> bool {
     let Some(mem) = c.data().memory else {
         return false;
     };
-    let data = mem.data_mut(&mut *c);
-    let p = ptr as u32 as usize;
-    match p
-        .checked_add(bytes.len())
-        .and_then(|end| data.get_mut(p..end))
-    {
-        Some(dst) => {
-            dst.copy_from_slice(bytes);
-            true
-        }
-        None => false,
-    }
+    put(mem.data_mut(&mut *c), ptr as u32 as usize, bytes)
 }
 
 pub(crate) fn write_u32(c: &mut Cx<'_>, ptr: i32, v: u32) -> bool {
@@ -73,7 +62,9 @@ pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
     Ok(r? as u32)
 }
 
-/// Hands `bytes` to the module: allocate, copy, write `(ptr, len)` to the out-pointers.
+/// Hands `bytes` to the module: allocate, copy, write `(ptr, len)` to the out-pointers. The
+/// three writes share one look-up of the memory (each `Memory::data_mut` re-validates the store),
+/// in the order cpp-host writes them: a failed write leaves the later ones undone.
 pub(crate) fn copy_out(
     c: &mut Cx<'_>,
     bytes: &[u8],
@@ -83,14 +74,36 @@ pub(crate) fn copy_out(
     let mut addr = 0u32;
     if !bytes.is_empty() {
         addr = alloc(c, bytes.len())?;
-        if addr == 0 || !write(c, addr as i32, bytes) {
+        if addr == 0 {
             return Ok(INVALID);
         }
     }
-    if !write_u32(c, ptr_ptr, addr) || !write_u32(c, len_ptr, bytes.len() as u32) {
+    let Some(mem) = c.data().memory else {
         return Ok(INVALID);
+    };
+    let data = mem.data_mut(&mut *c);
+    let ok = (bytes.is_empty() || put(data, addr as usize, bytes))
+        && put(data, ptr_ptr as u32 as usize, &addr.to_le_bytes())
+        && put(
+            data,
+            len_ptr as u32 as usize,
+            &(bytes.len() as u32).to_le_bytes(),
+        );
+    Ok(if ok { 0 } else { INVALID })
+}
+
+/// Copies `bytes` to `data[at..]`; false when out of range.
+fn put(data: &mut [u8], at: usize, bytes: &[u8]) -> bool {
+    match at
+        .checked_add(bytes.len())
+        .and_then(|end| data.get_mut(at..end))
+    {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            true
+        }
+        None => false,
     }
-    Ok(0)
 }
 
 /// `copy_out` of the host's scratch buffer (filled by `fill`), without a second copy.
