@@ -72,40 +72,107 @@ pub struct MxCache {
     // a stats request (callgrind).
     headers: FxHashMap<String, (Arc<serde_json::Map<String, serde_json::Value>>, String)>,
     nodes: FxHashMap<String, Option<Vec<u8>>>,
+    /// The last peer metadata `header_ref` encoded and its header (the same shared map is the
+    /// same peer: no hashing of its id).
+    last_header: Option<(Arc<serde_json::Map<String, serde_json::Value>>, String)>,
+    /// The last header `flat_for` answered and its node: a stream's peer is usually the last
+    /// stream's, and comparing the header costs less than hashing it.
+    last_node: Option<(String, Option<Vec<u8>>)>,
+    /// Header names and values taken out of streams, reused for the ones put in (the emulation
+    /// adds and removes four headers a stream; their buffers go round instead of the allocator).
+    spare: Vec<String>,
 }
 
 /// Entries kept per map before it is cleared (bounds memory on replays with unique peers).
 const CACHE_LIMIT: usize = 4096;
 
+/// Strings kept for reuse.
+const SPARE_LIMIT: usize = 32;
+
 impl MxCache {
     /// `header_value(peer.metadata)`, cached by peer id (verified against the metadata).
     pub fn header_for(&mut self, peer: &Peer) -> String {
-        if let Some((md, h)) = self.headers.get(&peer.id) {
+        self.header_ref(peer).to_string()
+    }
+
+    fn header_ref(&mut self, peer: &Peer) -> &str {
+        let last_hit =
+            matches!(&self.last_header, Some((md, _)) if Arc::ptr_eq(md, &peer.metadata));
+        if !last_hit {
+            let mut buf = self.last_header.take().map(|(_, b)| b).unwrap_or_default();
+            buf.clear();
+            buf.push_str(self.header_by_id(peer));
+            self.last_header = Some((peer.metadata.clone(), buf));
+        }
+        self.last_header.as_ref().map_or("", |(_, h)| h.as_str())
+    }
+
+    fn header_by_id(&mut self, peer: &Peer) -> &str {
+        let hit = match self.headers.get(&peer.id) {
             // The same shared map (a replay's repeated peer) needs no deep compare.
-            if Arc::ptr_eq(md, &peer.metadata) || **md == *peer.metadata {
-                return h.clone();
+            Some((md, _)) => Arc::ptr_eq(md, &peer.metadata) || **md == *peer.metadata,
+            None => false,
+        };
+        if !hit {
+            let h = header_value(&peer.metadata);
+            if self.headers.len() >= CACHE_LIMIT {
+                self.headers.clear();
             }
+            self.headers
+                .insert(peer.id.clone(), (peer.metadata.clone(), h));
         }
-        let h = header_value(&peer.metadata);
-        if self.headers.len() >= CACHE_LIMIT {
-            self.headers.clear();
-        }
-        self.headers
-            .insert(peer.id.clone(), (peer.metadata.clone(), h.clone()));
-        h
+        self.headers.get(&peer.id).map_or("", |(_, h)| h.as_str())
     }
 
     /// The FlatNode for an `x-envoy-peer-metadata` value (`None`: undecodable), borrowed from
     /// the cache so a hit copies nothing.
     pub fn flat_for(&mut self, header: &str) -> Option<&[u8]> {
-        if !self.nodes.contains_key(header) {
-            let v = PeerNode::from_header_value(header).map(|n| n.to_flatbuffer());
-            if self.nodes.len() >= CACHE_LIMIT {
-                self.nodes.clear();
+        let last_hit = matches!(&self.last_node, Some((h, _)) if h == header);
+        if !last_hit {
+            let v = match self.nodes.get(header) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = PeerNode::from_header_value(header).map(|n| n.to_flatbuffer());
+                    if self.nodes.len() >= CACHE_LIMIT {
+                        self.nodes.clear();
+                    }
+                    self.nodes.insert(header.to_string(), v.clone());
+                    v
+                }
+            };
+            let (mut key, mut node) = self.last_node.take().unwrap_or_default();
+            key.clear();
+            key.push_str(header);
+            match (&mut node, v) {
+                (Some(n), Some(v)) => {
+                    n.clear();
+                    n.extend_from_slice(&v);
+                }
+                (n, v) => *n = v,
             }
-            self.nodes.insert(header.to_string(), v);
+            self.last_node = Some((key, node));
         }
-        self.nodes.get(header).and_then(|v| v.as_deref())
+        self.last_node.as_ref().and_then(|(_, v)| v.as_deref())
+    }
+
+    /// `s` in a reused buffer.
+    fn string(&mut self, s: &str) -> String {
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v.push_str(s);
+        v
+    }
+
+    /// Keeps a string's buffer for [`MxCache::string`].
+    pub fn recycle(&mut self, s: String) {
+        if self.spare.len() < SPARE_LIMIT && s.capacity() > 0 {
+            self.spare.push(s);
+        }
+    }
+
+    /// A header entry built from reused buffers.
+    fn entry(&mut self, name: &str, value: &str) -> (String, String) {
+        (self.string(name), self.string(value))
     }
 }
 
@@ -116,21 +183,32 @@ fn has(h: &[(String, String)], k: &str) -> bool {
 /// Adds the peer's headers to a message the peer sent, unless already present.
 pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer, cache: &mut MxCache) {
     if !has(headers, HEADER_ID) {
-        headers.push((HEADER_ID.to_string(), peer.id.clone()));
+        let e = cache.entry(HEADER_ID, &peer.id);
+        headers.push(e);
     }
     if !has(headers, HEADER) {
-        headers.push((HEADER.to_string(), cache.header_for(peer)));
+        let mut value = cache.spare.pop().unwrap_or_default();
+        value.clear();
+        value.push_str(cache.header_ref(peer));
+        let name = cache.string(HEADER);
+        headers.push((name, value));
     }
 }
 
-fn take(headers: &mut Vec<(String, String)>, key: &str) -> Option<String> {
+/// Removes every `key` header; the first one's value, unless empty.
+fn take(headers: &mut Vec<(String, String)>, key: &str, cache: &mut MxCache) -> Option<String> {
     let i = headers.iter().position(|(k, _)| k == key)?;
-    let (_, v) = headers.remove(i);
+    let (name, v) = headers.remove(i);
+    cache.recycle(name);
     // Any repeats of the header go too (the filter removes the header, not one value).
     if headers[i..].iter().any(|(k, _)| k == key) {
         headers.retain(|(k, _)| k != key);
     }
-    (!v.is_empty()).then_some(v)
+    if v.is_empty() {
+        cache.recycle(v);
+        return None;
+    }
+    Some(v)
 }
 
 /// Which side's filter-state keys: `wasm.downstream_peer{,_id}` or `wasm.upstream_peer{,_id}`.
@@ -159,9 +237,13 @@ fn store(
     let (peer_key, id_key) = side.keys();
     if let Some(id) = id {
         fs.set_wasm(id_key, id.as_bytes());
+        cache.recycle(id);
     }
-    if let Some(node) = header.as_deref().and_then(|h| cache.flat_for(h)) {
-        fs.set_wasm(peer_key, node);
+    if let Some(h) = header {
+        if let Some(node) = cache.flat_for(&h) {
+            fs.set_wasm(peer_key, node);
+        }
+        cache.recycle(h);
     }
 }
 
@@ -173,13 +255,15 @@ pub fn on_request(
     fs: &mut FilterState,
     cache: &mut MxCache,
 ) -> (bool, bool) {
-    let id = take(headers, HEADER_ID);
-    let md = take(headers, HEADER);
+    let id = take(headers, HEADER_ID, cache);
+    let md = take(headers, HEADER, cache);
     let received = (id.is_some(), md.is_some());
     store(fs, Side::Downstream, id, md, cache);
     if dir != Direction::Inbound {
-        headers.push((HEADER_ID.to_string(), local.id.clone()));
-        headers.push((HEADER.to_string(), local.header.clone()));
+        let e = cache.entry(HEADER_ID, &local.id);
+        headers.push(e);
+        let e = cache.entry(HEADER, &local.header);
+        headers.push(e);
     }
     received
 }
@@ -193,15 +277,17 @@ pub fn on_response(
     fs: &mut FilterState,
     cache: &mut MxCache,
 ) {
-    let id = take(headers, HEADER_ID);
-    let md = take(headers, HEADER);
+    let id = take(headers, HEADER_ID, cache);
+    let md = take(headers, HEADER, cache);
     store(fs, Side::Upstream, id, md, cache);
     if dir != Direction::Outbound {
         if received.0 {
-            headers.push((HEADER_ID.to_string(), local.id.clone()));
+            let e = cache.entry(HEADER_ID, &local.id);
+            headers.push(e);
         }
         if received.1 {
-            headers.push((HEADER.to_string(), local.header.clone()));
+            let e = cache.entry(HEADER, &local.header);
+            headers.push(e);
         }
     }
 }

@@ -96,7 +96,7 @@ impl Proxy {
             spare_resp_headers = std::mem::take(&mut s.maps[MAP_RESP_HEADERS]);
             s.reset();
             s.facts = Facts::Http(x as *const HttpExchange);
-            refill(&mut req_headers, &x.request.headers);
+            refill(&mut req_headers, &x.request.headers, cache);
             s.maps[MAP_REQ_HEADERS] = req_headers;
             s.maps[MAP_REQ_TRAILERS].extend_from_slice(&x.request.trailers);
             if x.direction == Direction::Inbound {
@@ -147,7 +147,7 @@ impl Proxy {
                     let cache = &mut self.mx_cache;
                     let s = self.stream.as_deref_mut().expect("stream present");
                     if s.maps[MAP_RESP_HEADERS].is_empty() {
-                        refill(&mut spare_resp_headers, &resp.headers);
+                        refill(&mut spare_resp_headers, &resp.headers, cache);
                         s.maps[MAP_RESP_HEADERS] = std::mem::take(&mut spare_resp_headers);
                     } else {
                         s.maps[MAP_RESP_HEADERS].extend_from_slice(&resp.headers);
@@ -164,11 +164,13 @@ impl Proxy {
                         .iter()
                         .find(|(k, _)| k == ":status")
                         .and_then(|(_, v)| v.parse().ok());
-                    s.code_details = if x.code_details.is_empty() {
-                        "via_upstream".into()
+                    // In place: `reset` kept the buffer.
+                    s.code_details.clear();
+                    s.code_details.push_str(if x.code_details.is_empty() {
+                        "via_upstream"
                     } else {
-                        x.code_details.clone()
-                    };
+                        &x.code_details
+                    });
                     let (rb, rt) = (
                         !open && !resp.body.is_empty(),
                         !open && !resp.trailers.is_empty(),
@@ -580,9 +582,16 @@ impl Proxy {
 }
 
 /// Makes `dst` a copy of `src`, reusing the `String` buffers already in `dst` (a tuple's
-/// `clone_from` would allocate afresh, so each name and value is `clone_from`ed separately).
-fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)]) {
-    dst.truncate(src.len());
+/// `clone_from` would allocate afresh, so each name and value is `clone_from`ed separately);
+/// surplus entries (e.g. the metadata-exchange headers added last stream) go to the cache's
+/// spare buffers.
+fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)], cache: &mut mx::MxCache) {
+    if dst.len() > src.len() {
+        for (k, v) in dst.drain(src.len()..) {
+            cache.recycle(k);
+            cache.recycle(v);
+        }
+    }
     for ((dk, dv), (sk, sv)) in dst.iter_mut().zip(src) {
         dk.clone_from(sk);
         dv.clone_from(sv);

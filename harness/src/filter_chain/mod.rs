@@ -121,15 +121,14 @@ impl Proxy {
         h.next_context_id += 1;
         h.contexts.insert(ctx, root);
         self.plugins[p].stream_ctx = ctx;
-        let f = vm.ex.on_context_create.clone();
-        let r = vm.call(
+        let r = vm.call_ex(
             &mut self.world,
             &mut self.stream,
             Phase::Stream,
             ctx,
             "proxy_on_context_create",
-            |s| {
-                if let Some(f) = f {
+            |ex, s| {
+                if let Some(f) = &ex.on_context_create {
                     f.call(&mut *s, (ctx as i32, root as i32))?;
                 }
                 Ok(())
@@ -227,6 +226,13 @@ impl Proxy {
     /// Delivers http-call responses issued by VM `vi` and queue notifications.
     pub(crate) fn follow_ups(&mut self, vi: usize) {
         for _ in 0..MAX_FOLLOW_UPS {
+            // Almost every callback leaves nothing to deliver: look before taking (and dropping)
+            // the two vectors.
+            if self.vms[vi].store.data().http_calls.is_empty()
+                && self.world().shared.ready.is_empty()
+            {
+                return;
+            }
             let calls = std::mem::take(&mut self.vms[vi].store.data_mut().http_calls);
             let ready = std::mem::take(&mut self.world_mut().shared.ready);
             if calls.is_empty() && ready.is_empty() {

@@ -444,8 +444,10 @@ fn call_parts<R>(
     }
     {
         let h = store.data_mut();
-        h.world = world.take();
-        h.stream = stream.take();
+        // Swaps: the store's slots are empty between calls, and a swap skips the drop glue an
+        // assignment runs on the old value.
+        std::mem::swap(&mut h.world, world);
+        std::mem::swap(&mut h.stream, stream);
         h.phase = phase;
         h.current_ctx = ctx;
         h.effective_ctx = ctx;
@@ -453,8 +455,8 @@ fn call_parts<R>(
     store.set_epoch_deadline(deadline_ticks);
     let r = f(store);
     let h = store.data_mut();
-    *world = h.world.take();
-    *stream = h.stream.take();
+    std::mem::swap(&mut h.world, world);
+    std::mem::swap(&mut h.stream, stream);
     h.phase = Phase::Idle;
     match r {
         Ok(v) => Ok(v),
