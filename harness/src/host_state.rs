@@ -390,17 +390,18 @@ impl VmHost {
         self.roots.get(root)
     }
 
-    /// The effective context's root and, when it is a stream context, the stream state: what a
-    /// property read sees, from one context lookup.
-    pub fn effective_view(&self) -> (Option<&RootInfo>, Option<&StreamState>) {
+    /// The effective context's root context id and, when it is a stream context, the stream
+    /// state: what a property read needs, from one context lookup (the root's [`RootInfo`] is
+    /// looked up only by the few properties that read it).
+    pub fn effective_view(&self) -> (Option<u32>, Option<&StreamState>) {
         match self.contexts.get(&self.effective_ctx) {
-            Some(root) => {
-                let stream = if *root != self.effective_ctx {
+            Some(&root) => {
+                let stream = if root != self.effective_ctx {
                     self.stream.as_deref()
                 } else {
                     None
                 };
-                (self.roots.get(root), stream)
+                (Some(root), stream)
             }
             None => (None, None),
         }

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use crate::abi::Status;
 use crate::host_state::{
-    RootInfo, StreamState, MAP_REQ_HEADERS, MAP_RESP_HEADERS, MAP_RESP_TRAILERS,
+    IdMap, RootInfo, StreamState, MAP_REQ_HEADERS, MAP_RESP_HEADERS, MAP_RESP_TRAILERS,
 };
 use crate::stream::{ConnectionInfo, Direction, LocalNode, UpstreamInfo};
 
@@ -28,9 +28,27 @@ use crate::stream::{ConnectionInfo, Direction, LocalNode, UpstreamInfo};
 pub struct PropertyView<'a> {
     pub node: &'a LocalNode,
     /// The plugin of the effective context.
-    pub root: Option<&'a RootInfo>,
+    pub root: RootRef<'a>,
     /// The stream, when the effective context is a stream context.
     pub stream: Option<&'a StreamState>,
+}
+
+/// The plugin of the effective context, found when a property needs it (`plugin_*`,
+/// `listener_direction` outside a stream): most reads do not, and the lookup is a hash probe.
+#[derive(Clone, Copy)]
+pub enum RootRef<'a> {
+    Known(Option<&'a RootInfo>),
+    /// The roots of the VM and the effective context's root id.
+    Lazy(&'a IdMap<RootInfo>, Option<u32>),
+}
+
+impl<'a> RootRef<'a> {
+    fn get(self) -> Option<&'a RootInfo> {
+        match self {
+            RootRef::Known(r) => r,
+            RootRef::Lazy(roots, id) => roots.get(&id?),
+        }
+    }
 }
 
 type R = Result<(), Status>;
@@ -180,7 +198,7 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             let dir = view
                 .stream
                 .and_then(|s| s.facts.direction())
-                .or_else(|| view.root.and_then(|r| r.direction))
+                .or_else(|| view.root.get().and_then(|r| r.direction))
                 .ok_or(Status::NotFound)?;
             let v: i64 = match dir {
                 Direction::Inbound => 1,
@@ -188,9 +206,13 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             };
             leaf_i64(v, rest, out)
         }
-        b"plugin_name" => leaf_str(&view.root.ok_or(Status::NotFound)?.plugin_name, rest, out),
-        b"plugin_root_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.root_id, rest, out),
-        b"plugin_vm_id" => leaf_str(&view.root.ok_or(Status::NotFound)?.vm_id, rest, out),
+        b"plugin_name" => leaf_str(
+            &view.root.get().ok_or(Status::NotFound)?.plugin_name,
+            rest,
+            out,
+        ),
+        b"plugin_root_id" => leaf_str(&view.root.get().ok_or(Status::NotFound)?.root_id, rest, out),
+        b"plugin_vm_id" => leaf_str(&view.root.get().ok_or(Status::NotFound)?.vm_id, rest, out),
         b"connection_id" => {
             let c = view.stream.and_then(conn).ok_or(Status::NotFound)?;
             leaf_u64(c.id, rest, out)
@@ -298,7 +320,7 @@ pub fn header_bytes(map: &[(String, String)]) -> u64 {
 }
 
 /// `key == name.to_ascii_lowercase()`, without building the lower-cased copy.
-fn is_lowered(key: &str, name: &[u8]) -> bool {
+pub(crate) fn is_lowered(key: &str, name: &[u8]) -> bool {
     key.len() == name.len()
         && key
             .bytes()
@@ -940,10 +962,28 @@ mod same_as_reference {
         }
     }
 
-    fn check(node: &LocalNode, root: Option<&RootInfo>, s: Option<&StreamState>, path: &[u8]) {
+    fn check(
+        node: &LocalNode,
+        root: Option<&RootInfo>,
+        lazy: RootRef<'_>,
+        s: Option<&StreamState>,
+        path: &[u8],
+    ) {
+        for new_root in [RootRef::Known(root), lazy] {
+            check_one(node, root, new_root, s, path);
+        }
+    }
+
+    fn check_one(
+        node: &LocalNode,
+        root: Option<&RootInfo>,
+        new_root: RootRef<'_>,
+        s: Option<&StreamState>,
+        path: &[u8],
+    ) {
         let new_view = PropertyView {
             node,
-            root,
+            root: new_root,
             stream: s,
         };
         let old_view = reference::PropertyView {
@@ -1024,10 +1064,18 @@ mod same_as_reference {
         ] {
             paths.push(p.to_vec());
         }
+        // The lazy lookup as the host passes it: the VM's roots and the root id (id 9: a root
+        // context that is gone).
+        let mut roots = IdMap::default();
+        roots.insert(1, root.clone());
         for s in streams.iter().map(Some).chain([None]) {
-            for root in [Some(&root), None] {
+            for (root, lazy) in [
+                (Some(&root), RootRef::Lazy(&roots, Some(1))),
+                (None, RootRef::Lazy(&roots, None)),
+                (None, RootRef::Lazy(&roots, Some(9))),
+            ] {
                 for p in &paths {
-                    check(&node, root, s, p);
+                    check(&node, root, lazy, s, p);
                 }
             }
         }

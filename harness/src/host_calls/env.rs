@@ -10,7 +10,7 @@ use crate::host_state::{
     Deferred, HttpCallScript, LocalReply, LogEntry, LogSource, PendingHttpCall, Phase, SharedQueue,
     VmHost, MAP_REQ_TRAILERS,
 };
-use crate::properties::{get_property, PropertyView};
+use crate::properties::{get_property, is_lowered, PropertyView, RootRef};
 use stats_sink::{MetricError, MetricType};
 
 type Res = wasmtime::Result<i32>;
@@ -358,10 +358,18 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
             guard!(c, "proxy_get_header_map_value");
             let r = with_bytes(&mut c, kp, kl, |key, h| {
                 let r = map_ref(h, ty, false)?;
-                let key = String::from_utf8_lossy(key).to_ascii_lowercase();
                 let mut scratch = std::mem::take(&mut h.scratch);
+                let map = map_of(h, &r);
+                // The name lower-cased (Envoy `LowerCaseString`); compared in place when it is
+                // UTF-8, through the lossy copy otherwise.
+                let hit = if key.is_ascii() || std::str::from_utf8(key).is_ok() {
+                    map.iter().find(|(k, _)| is_lowered(k, key))
+                } else {
+                    let key = String::from_utf8_lossy(key).to_ascii_lowercase();
+                    map.iter().find(|(k, _)| *k == key)
+                };
                 scratch.clear();
-                let found = map_of(h, &r).iter().find(|(k, _)| *k == key).map(|(_, v)| {
+                let found = hit.map(|(_, v)| {
                     scratch.extend_from_slice(v.as_bytes());
                 });
                 h.scratch = scratch;
@@ -436,7 +444,7 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
                         let (root, stream) = h.effective_view();
                         let view = PropertyView {
                             node: &w.local_node,
-                            root,
+                            root: RootRef::Lazy(&h.roots, root),
                             stream,
                         };
                         get_property(&view, path, &mut scratch)

@@ -75,6 +75,7 @@ pub(crate) fn enter(
 
 /// The statuses the Rust SDK 0.2.5 accepts from each host call (`sdk: src/hostcalls.rs`); any
 /// other status makes it panic.
+#[inline]
 pub fn sdk_accepts(name: &str, status: i32) -> bool {
     use Status::*;
     let ok: &[Status] = match name {
@@ -109,20 +110,27 @@ pub fn sdk_accepts(name: &str, status: i32) -> bool {
     ok.iter().any(|s| s.code() == status)
 }
 
-/// Records a warning when the Rust SDK would panic on `status`, and returns it.
+/// Records a warning when the Rust SDK would panic on `status`, and returns it. Inlined so the
+/// check folds for the constant `name` of each host call (NOT_FOUND answers are frequent).
+#[inline(always)]
 pub(crate) fn finish(c: &mut Cx<'_>, name: &'static str, status: i32) -> i32 {
     if status != 0 && name.starts_with("proxy_") && !sdk_accepts(name, status) {
-        let plugin = c.data().log_source();
-        if let Some(w) = c.data_mut().world() {
-            w.harness_log(
-                LogLevel::Warn,
-                format!(
-                    "{plugin}: {name} returned status {status}, which the Rust SDK 0.2.5 does not accept (it panics)"
-                ),
-            );
-        }
+        warn_sdk_panic(c, name, status);
     }
     status
+}
+
+#[cold]
+fn warn_sdk_panic(c: &mut Cx<'_>, name: &'static str, status: i32) {
+    let plugin = c.data().log_source();
+    if let Some(w) = c.data_mut().world() {
+        w.harness_log(
+            LogLevel::Warn,
+            format!(
+                "{plugin}: {name} returned status {status}, which the Rust SDK 0.2.5 does not accept (it panics)"
+            ),
+        );
+    }
 }
 
 pub(crate) fn st(s: Status) -> i32 {
