@@ -2,7 +2,7 @@
 //! (`proxy_attributes::expr`). Everything CEL-specific stays behind these calls so the schema and
 //! the report path do not depend on the binding's types.
 
-use proxy_attributes::expr::{to_i64, to_label, Attributes, Expr};
+use proxy_attributes::expr::{to_i64, Attributes, Expr};
 use proxy_attributes::host::Host;
 use proxy_attributes::peer::PeerNode;
 use std::cell::OnceCell;
@@ -70,7 +70,7 @@ impl<'h> Scope<'h> {
     /// (deliberate deviation: Istio's Wasm plugin stores raw `serializeValue` bytes, §4.3);
     /// `None` when evaluation fails or the value has no label form (the caller stores `unknown`).
     pub fn label(&self, program: &Program) -> Option<String> {
-        program.eval(self.attrs()).ok().as_ref().and_then(to_label)
+        program.eval_label(self.attrs())
     }
 
     /// A `definitions[].value`: `None` when evaluation fails or the result is not an integer

@@ -51,6 +51,47 @@ enum Direct {
     Leaf(usize),
     /// A bare identifier Envoy answers from filter state (`istio_operationId`).
     FilterState(String),
+    /// A string field of the peer node (`upstream_peer.istio_version`): `true` = upstream.
+    PeerField(bool, PeerString),
+}
+
+/// The peer node's string fields (`PeerVal::field`'s strings).
+#[derive(Debug, Clone, Copy)]
+enum PeerString {
+    Name,
+    Namespace,
+    Owner,
+    WorkloadName,
+    IstioVersion,
+    MeshId,
+    ClusterId,
+}
+
+impl PeerString {
+    fn parse(field: &str) -> Option<Self> {
+        Some(match field {
+            "name" => PeerString::Name,
+            "namespace" => PeerString::Namespace,
+            "owner" => PeerString::Owner,
+            "workload_name" => PeerString::WorkloadName,
+            "istio_version" => PeerString::IstioVersion,
+            "mesh_id" => PeerString::MeshId,
+            "cluster_id" => PeerString::ClusterId,
+            _ => return None,
+        })
+    }
+
+    fn of(self, n: &crate::peer::PeerNode) -> &str {
+        match self {
+            PeerString::Name => &n.name,
+            PeerString::Namespace => &n.namespace,
+            PeerString::Owner => &n.owner,
+            PeerString::WorkloadName => &n.workload_name,
+            PeerString::IstioVersion => &n.istio_version,
+            PeerString::MeshId => &n.mesh_id,
+            PeerString::ClusterId => &n.cluster_id,
+        }
+    }
 }
 
 /// The dotted name of an identifier or of a chain of field selections on one (not `has()`).
@@ -162,6 +203,9 @@ impl Expr {
                 (None, [one]) if attributes::is_filter_state_name(one) => {
                     Some(Direct::FilterState(one.to_string()))
                 }
+                (None, [peer @ ("upstream_peer" | "downstream_peer"), field]) => {
+                    PeerString::parse(field).map(|f| Direct::PeerField(*peer == "upstream_peer", f))
+                }
                 _ => None,
             }
         });
@@ -210,7 +254,7 @@ impl Expr {
                 // Absent: the interpreter reports it (the miss is memoised, no second read).
                 return self.eval_by_interpreter(attrs);
             }
-            None => {}
+            Some(Direct::PeerField(..)) | None => {}
         }
         if let Some(segs) = &self.name_segs {
             if let Some(v) = fast::lookup_segments(attrs, segs) {
@@ -218,6 +262,46 @@ impl Expr {
             }
         }
         self.eval_by_interpreter(attrs)
+    }
+
+    /// The label text of the result ([`to_label`] of [`Expr::eval`]), without the intermediate
+    /// CEL value where the name was resolved at compile time: a filter-state string or a peer
+    /// field is copied once into the label.
+    pub fn eval_label(&self, attrs: &Attributes<'_>) -> Option<String> {
+        match &self.direct {
+            Some(Direct::Leaf(i)) => match attrs.leaf_scalar(*i) {
+                Some(attributes::Scalar::Str(s)) => return Some(s.clone()),
+                Some(other) => return to_label(&other.to_value()),
+                None => {}
+            },
+            Some(Direct::FilterState(name)) => {
+                return match attrs.filter_state_value(name) {
+                    // The string was just built from the host's buffer: take it, no copy.
+                    Some(Ok(Value::String(s))) => {
+                        Some(Arc::try_unwrap(s).unwrap_or_else(|s| s.as_str().to_string()))
+                    }
+                    Some(r) => r.ok().as_ref().and_then(to_label),
+                    // Absent: the interpreter's verdict (the miss is memoised, no second read).
+                    None => self
+                        .eval_by_interpreter(attrs)
+                        .ok()
+                        .as_ref()
+                        .and_then(to_label),
+                };
+            }
+            Some(Direct::PeerField(upstream, field)) => {
+                let node = if *upstream {
+                    attrs.upstream_peer()
+                } else {
+                    attrs.downstream_peer()
+                };
+                if let Some(n) = node {
+                    return Some(field.of(n).to_string());
+                }
+            }
+            None => {}
+        }
+        self.eval(attrs).ok().as_ref().and_then(to_label)
     }
 
     fn eval_by_interpreter(&self, attrs: &Attributes<'_>) -> Result<Value, EvalError> {

@@ -970,3 +970,50 @@ fn many_leaves_in_one_request_are_each_read_once() {
     }
     assert_eq!(host.reads().len(), names.len(), "{:?}", host.reads());
 }
+
+/// `eval_label` (names resolved at compile time, no intermediate CEL value) gives exactly
+/// `to_label(eval(..))`, including `None` for failures, over leaves, filter state of every
+/// shape, peer fields present/absent/empty, and expressions without a direct form.
+#[test]
+fn eval_label_equals_the_label_of_eval() {
+    let hosts = [
+        book_host()
+            .with_str(&["istio_operationId"], "getitems")
+            .with_property(&["fs_pairs"], encode_pairs(&[("k", "v")]))
+            .with_property(&["fs_bin"], vec![0xff, 0xfe])
+            .with_property(&["response", "code"], 200i64.to_le_bytes().to_vec()),
+        FakeHost::new(),
+    ];
+    for host in &hosts {
+        for src in [
+            "request.method",
+            "response.code",
+            "connection.mtls",
+            "istio_operationId",
+            "fs_pairs",
+            "fs_bin",
+            "fs_absent",
+            "upstream_peer.istio_version",
+            "upstream_peer.name",
+            "upstream_peer.cluster_id",
+            "upstream_peer.labels",
+            "downstream_peer.istio_version",
+            "request.method.startsWith('GET') ? 1 : 0",
+            "node.metadata['MESH_ID']",
+        ] {
+            let e = Expr::compile(src).unwrap();
+            let expected = e
+                .eval(&Attributes::new(host))
+                .ok()
+                .as_ref()
+                .and_then(to_label);
+            assert_eq!(e.eval_label(&Attributes::new(host)), expected, "{src}");
+        }
+    }
+    // By hand: the filter state attributegen left for this request.
+    let e = Expr::compile("istio_operationId").unwrap();
+    assert_eq!(
+        e.eval_label(&Attributes::new(&hosts[0])).as_deref(),
+        Some("getitems")
+    );
+}
