@@ -41,8 +41,24 @@ pub fn linker(engine: &Engine, profile: &Profile) -> wasmtime::Result<Linker<VmH
 }
 
 /// Entry check of every host call: the start/allocator restrictions, then fault injection.
-/// `Ok(Some(status))` short-circuits with an injected status.
+/// `Ok(Some(status))` short-circuits with an injected status. The common case (no restriction,
+/// no faults configured) is inlined into each host call.
+#[inline(always)]
 pub(crate) fn enter(
+    c: &mut Cx<'_>,
+    name: &'static str,
+    qualified: &'static str,
+) -> wasmtime::Result<Option<i32>> {
+    let h = c.data();
+    if h.restriction == Restriction::None && h.world.as_deref().is_none_or(|w| w.faults.is_empty())
+    {
+        return Ok(None);
+    }
+    enter_checked(c, name, qualified)
+}
+
+#[inline(never)]
+fn enter_checked(
     c: &mut Cx<'_>,
     name: &'static str,
     qualified: &'static str,
