@@ -402,7 +402,7 @@ const EMPTY_SLOT: LeafSlot = LeafSlot {
 
 /// Memo slots handed out in order of first use: a request reads a handful of leaves, so a
 /// slot per entry of [`LEAVES`] (2 KB to allocate and zero per request) would be mostly waste.
-const FEW_SLOTS: usize = 8;
+const FEW_SLOTS: usize = 4;
 /// `leaf_ix` value of a leaf memoised in the full table (after [`FEW_SLOTS`] were used).
 const IN_FULL_TABLE: u8 = u8::MAX;
 

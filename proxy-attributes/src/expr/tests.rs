@@ -926,7 +926,7 @@ fn compile_time_names_agree_with_the_interpreter_on_odd_bytes() {
     assert_eq!(host.reads().len(), 1, "{:?}", host.reads());
 }
 
-/// More distinct leaves in one request than the memo's first slots hold: every value is still
+/// More distinct leaves in one request than the memo's first slots hold (4): every value is still
 /// the right one, and each is read from the host exactly once (later ones live in the full table).
 #[test]
 fn many_leaves_in_one_request_are_each_read_once() {
