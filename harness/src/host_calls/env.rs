@@ -3,7 +3,9 @@
 
 use wasmtime::Linker;
 
-use super::memory::{copy_out, copy_out_scratch, read, with_bytes, write_u32, write_u64, INVALID};
+use super::memory::{
+    copy_out, copy_out_scratch, read, with_bytes, with_two, write_u32, write_u64, INVALID,
+};
 use super::{enter, finish, st, Cx};
 use crate::abi::{LogLevel, Status};
 use crate::host_state::{
@@ -466,17 +468,15 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
         "proxy_set_property",
         |mut c: Cx<'_>, pp: i32, pl: i32, vp: i32, vl: i32| -> Res {
             guard!(c, "proxy_set_property");
-            let Some(value) = read(&mut c, vp, vl) else {
-                return Ok(INVALID);
-            };
-            let r = with_bytes(&mut c, pp, pl, |path, h| {
+            // Path and value read in place (either out of bounds: INVALID_MEMORY_ACCESS).
+            let r = with_two(&mut c, (vp, vl), (pp, pl), |value, path, h| {
                 // Needs stream info: a root context has none (Envoy: NOT_FOUND).
                 if !h.effective_is_stream() {
                     return Status::NotFound;
                 }
                 match h.stream.as_deref_mut() {
                     Some(s) => {
-                        if s.filter_state.set_wasm(path, &value) {
+                        if s.filter_state.set_wasm(path, value) {
                             Status::Ok
                         } else {
                             Status::BadArgument

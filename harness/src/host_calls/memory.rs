@@ -29,6 +29,23 @@ pub(crate) fn with_bytes<R>(
     Some(f(bytes, host))
 }
 
+/// Runs `f` on two guest ranges (`None` when either is out of bounds) and the host state.
+pub(crate) fn with_two<R>(
+    c: &mut Cx<'_>,
+    (p1, l1): (i32, i32),
+    (p2, l2): (i32, i32),
+    f: impl FnOnce(&[u8], &[u8], &mut crate::host_state::VmHost) -> R,
+) -> Option<R> {
+    let mem = c.data().memory?;
+    let (data, host) = mem.data_and_store_mut(&mut *c);
+    let range = |p: i32, l: i32| {
+        let (p, l) = (p as u32 as usize, l as u32 as usize);
+        data.get(p..p.checked_add(l)?)
+    };
+    let (a, b) = (range(p1, l1)?, range(p2, l2)?);
+    Some(f(a, b, host))
+}
+
 pub(crate) fn write(c: &mut Cx<'_>, ptr: i32, bytes: &[u8]) -> bool {
     let Some(mem) = c.data().memory else {
         return false;
