@@ -160,7 +160,8 @@ pub fn replay_source<R: BufRead, S: EventSink>(
                 .or_default() += 1;
             report(problem(line, ProblemKind::BadLine, reason));
         };
-    for item in reader.by_ref() {
+    // Not a `for`: each event goes back to the reader when done (`recycle`).
+    while let Some(item) = reader.next() {
         if let Some(at) = &summary.stopped_at {
             // Every line is still accounted for after a stop inside an open stream.
             let line = match &item {
@@ -221,6 +222,7 @@ pub fn replay_source<R: BufRead, S: EventSink>(
         if stops {
             summary.stopped_at = Some(format!("{source}:{}", ev.line));
         }
+        reader.recycle(ev.event);
     }
     summary.wall += started.elapsed();
     reader.lines_read()

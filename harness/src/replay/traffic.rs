@@ -106,6 +106,16 @@ impl<R: BufRead> TrafficReader<R> {
     pub fn lines_read(&self) -> usize {
         self.decoder.line
     }
+
+    /// Hands a replayed event back so its body buffers serve later lines.
+    pub fn recycle(&mut self, event: Event) {
+        if let Event::Http(x) = event {
+            self.decoder.bodies.give(x.request.body);
+            if let Some(r) = x.response {
+                self.decoder.bodies.give(r.body);
+            }
+        }
+    }
 }
 
 impl<R: BufRead> Iterator for TrafficReader<R> {
@@ -157,6 +167,7 @@ pub struct Decoder {
     prev_start_ns: Option<i64>,
     warned: HashSet<String>,
     peers: PeerCache,
+    bodies: BodyPool,
 }
 
 /// Decoded peers by their JSON text. A traffic file repeats a few peers on every line, and the
@@ -254,7 +265,7 @@ impl Decoder {
                         warn(name.to_string(), "applies to tcp events only");
                     }
                 }
-                let (exchange, p) = raw.into_http(start_ns, line, peer)?;
+                let (exchange, p) = raw.into_http(start_ns, line, peer, &mut self.bodies)?;
                 if p.stop_after_ns.is_some() && repeat > 1 {
                     return Err(format!(
                         "stop_after_ms: the replay stops inside this stream, so it cannot repeat (repeat {repeat})"
@@ -721,6 +732,7 @@ macro_rules! raw_shapes {
                 start_ns: i64,
                 line: usize,
                 peer: Option<Peer>,
+                bodies: &mut BodyPool,
             ) -> Result<(HttpExchange, HttpPlan), String> {
                 let dir = direction(self.direction);
                 let duration_ns = duration_ns(self.duration_ms)?;
@@ -772,7 +784,7 @@ macro_rules! raw_shapes {
                 }
                 let request = HttpMessage {
                     headers,
-                    body: body(req.body_bytes, req.body, "request")?,
+                    body: body(req.body_bytes, req.body, "request", bodies)?,
                     trailers: Vec::new(),
                 };
 
@@ -791,7 +803,7 @@ macro_rules! raw_shapes {
                         }
                         let msg = HttpMessage {
                             headers,
-                            body: body(r.body_bytes, r.body, "response")?,
+                            body: body(r.body_bytes, r.body, "response", bodies)?,
                             trailers,
                         };
                         let details = r.code_details.unwrap_or_else(|| "via_upstream".into());
@@ -892,6 +904,7 @@ trait RawLine {
         start_ns: i64,
         line: usize,
         peer: Option<Peer>,
+        bodies: &mut BodyPool,
     ) -> Result<(HttpExchange, HttpPlan), String>;
     fn into_tcp(
         self,
@@ -1006,14 +1019,52 @@ fn scheme_port(scheme: &str) -> u16 {
     }
 }
 
-fn body(bytes: Option<u64>, text: Option<String>, what: &str) -> Result<Vec<u8>, String> {
+fn body(
+    bytes: Option<u64>,
+    text: Option<String>,
+    what: &str,
+    bodies: &mut BodyPool,
+) -> Result<Vec<u8>, String> {
     match (bytes, text) {
         (Some(_), Some(_)) => Err(format!("{what}: give body_bytes or body, not both")),
         (None, Some(t)) => Ok(t.into_bytes()),
         (Some(n), None) if n > 1 << 30 => Err(format!("{what}.body_bytes: {n} is over 1 GiB")),
         // The filler byte is irrelevant to telemetry; only the size is observed.
-        (Some(n), None) => Ok(vec![b'x'; n as usize]),
+        (Some(n), None) => Ok(bodies.filler(n as usize)),
         (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// Body buffers the runner hands back ([`TrafficReader::recycle`]) for the next lines'
+/// `body_bytes`: a body is usually a few KiB, past the allocator's fast path, and allocating and
+/// freeing two a line was a tenth of decoding it.
+#[derive(Debug, Default)]
+struct BodyPool(Vec<Vec<u8>>);
+
+/// Buffers kept, and the largest kept (a rare huge body is not held on to).
+const BODY_POOL_LEN: usize = 4;
+const BODY_POOL_MAX_BYTES: usize = 1 << 16;
+
+impl BodyPool {
+    /// `n` filler bytes.
+    fn filler(&mut self, n: usize) -> Vec<u8> {
+        if n == 0 {
+            return Vec::new();
+        }
+        match self.0.pop() {
+            Some(mut v) => {
+                v.clear();
+                v.resize(n, b'x');
+                v
+            }
+            None => vec![b'x'; n],
+        }
+    }
+
+    fn give(&mut self, v: Vec<u8>) {
+        if v.capacity() > 0 && v.capacity() <= BODY_POOL_MAX_BYTES && self.0.len() < BODY_POOL_LEN {
+            self.0.push(v);
+        }
     }
 }
 
