@@ -77,6 +77,7 @@ impl Proxy {
             .get(&context_of(x.direction))
             .cloned()
             .unwrap_or_else(|| Arc::from(Vec::new()));
+        let active = Active::of(&chain);
         self.records.clear();
         self.traps.clear();
         for e in chain.iter() {
@@ -113,7 +114,7 @@ impl Proxy {
 
         // Decoder path.
         let mut flow = self.event(
-            &chain,
+            &active,
             x.direction,
             Ev::ReqHeaders(!has_body && !has_trailers),
             &mut mx_received,
@@ -122,14 +123,14 @@ impl Proxy {
             let s = self.stream_mut();
             s.bytes_received = x.request.body.len() as u64;
             flow = self.event(
-                &chain,
+                &active,
                 x.direction,
                 Ev::ReqBody(!has_trailers),
                 &mut mx_received,
             );
         }
         if flow == Flow::Continue && has_trailers {
-            flow = self.event(&chain, x.direction, Ev::ReqTrailers, &mut mx_received);
+            flow = self.event(&active, x.direction, Ev::ReqTrailers, &mut mx_received);
         }
         self.stream_mut().bytes_received = if open { 0 } else { x.request.body.len() as u64 };
         if flow == Flow::Continue {
@@ -176,17 +177,17 @@ impl Proxy {
                         !open && !resp.trailers.is_empty(),
                     );
                     let mut f = self.event(
-                        &chain,
+                        &active,
                         x.direction,
                         Ev::RespHeaders(!rb && !rt),
                         &mut mx_received,
                     );
                     if f == Flow::Continue && rb {
                         self.stream_mut().bytes_sent = resp.body.len() as u64;
-                        f = self.event(&chain, x.direction, Ev::RespBody(!rt), &mut mx_received);
+                        f = self.event(&active, x.direction, Ev::RespBody(!rt), &mut mx_received);
                     }
                     if f == Flow::Continue && rt {
-                        f = self.event(&chain, x.direction, Ev::RespTrailers, &mut mx_received);
+                        f = self.event(&active, x.direction, Ev::RespTrailers, &mut mx_received);
                     }
                     self.stream_mut().bytes_sent = if open { 0 } else { resp.body.len() as u64 };
                     out.stalled_response = f == Flow::Stalled;
@@ -211,7 +212,7 @@ impl Proxy {
                     .map(|r| r.body.len())
                     .unwrap_or(0);
                 let mut f = self.event(
-                    &chain,
+                    &active,
                     x.direction,
                     Ev::RespHeaders(body_len == 0),
                     &mut mx_received,
@@ -224,7 +225,7 @@ impl Proxy {
                         s.buffer.clear();
                         s.buffer.extend_from_slice(&b);
                     }
-                    f = self.event(&chain, x.direction, Ev::RespBody(true), &mut mx_received);
+                    f = self.event(&active, x.direction, Ev::RespBody(true), &mut mx_received);
                 }
                 out.stalled_response = f == Flow::Stalled;
             }
@@ -398,15 +399,16 @@ impl Proxy {
     /// Runs one event through the chain (decoder events in order, encoder events reversed).
     fn event(
         &mut self,
-        chain: &[ChainEntry],
+        active: &Active<'_>,
         dir: Direction,
         ev: Ev,
         mx_received: &mut (bool, bool),
     ) -> Flow {
         let reverse = matches!(ev, Ev::RespHeaders(_) | Ev::RespBody(_) | Ev::RespTrailers);
-        let n = chain.len();
+        let chain = active.chain;
+        let n = active.len();
         for k in 0..n {
-            let i = if reverse { n - 1 - k } else { k };
+            let i = active.index(if reverse { n - 1 - k } else { k });
             match &chain[i] {
                 // Istio configures grpc_stats with `emit_filter_state: true`: the stats plugin
                 // reads the message counts from that filter state. Untimed batches are visible from
@@ -577,6 +579,59 @@ impl Proxy {
                 grpc_status: None,
                 plugin,
             });
+        }
+    }
+}
+
+/// The entries of a chain that act on stream events, in chain order: a pass-through filter other
+/// than grpc_stats does nothing, and walking past the five of a default chain on every event
+/// cost more than the rest of the event loop.
+struct Active<'a> {
+    chain: &'a [ChainEntry],
+    idx: [u16; ACTIVE_MAX],
+    n: usize,
+    /// More than `ACTIVE_MAX` acting entries: every entry is visited.
+    all: bool,
+}
+
+const ACTIVE_MAX: usize = 16;
+
+impl<'a> Active<'a> {
+    fn of(chain: &'a [ChainEntry]) -> Active<'a> {
+        let mut a = Active {
+            chain,
+            idx: [0; ACTIVE_MAX],
+            n: 0,
+            all: false,
+        };
+        for (i, e) in chain.iter().enumerate() {
+            if matches!(e, ChainEntry::PassThrough(name) if name != GRPC_STATS_FILTER) {
+                continue;
+            }
+            if a.n == ACTIVE_MAX || i > u16::MAX as usize {
+                a.all = true;
+                break;
+            }
+            a.idx[a.n] = i as u16;
+            a.n += 1;
+        }
+        a
+    }
+
+    fn len(&self) -> usize {
+        if self.all {
+            self.chain.len()
+        } else {
+            self.n
+        }
+    }
+
+    /// The chain index of the `k`-th visited entry.
+    fn index(&self, k: usize) -> usize {
+        if self.all {
+            k
+        } else {
+            self.idx[k] as usize
         }
     }
 }
