@@ -209,7 +209,7 @@ impl Decoder {
         let mut json = serde_json::Deserializer::from_str(text);
         if let Ok(mut raw) = strict::RawEvent::deserialize(&mut json) {
             if json.end().is_ok() && raw.kind() != RELOAD {
-                if let Some(peer) = self.peers.resolve(raw.peer.take().as_deref()) {
+                if let Some(peer) = self.peers.resolve(raw.peer.take()) {
                     return self.finish(raw, peer, Vec::new());
                 }
             }
@@ -445,24 +445,26 @@ enum RawMx {
 /// Header map: name → string or list of strings, names lower-cased, order kept, a list becoming
 /// one entry per value (as repeated headers arrive on the wire).
 #[derive(Default)]
-struct Headers(Vec<(String, String)>);
+struct Headers<'a>(Vec<(Str<'a>, Str<'a>)>);
 
-impl<'de> Deserialize<'de> for Headers {
+impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Headers;
+            type Value = Headers<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of header name → string or list of strings")
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Headers, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Headers<'de>, E> {
                 Ok(Headers::default())
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Headers, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Headers<'de>, A::Error> {
                 let mut out = Vec::new();
-                while let Some(mut name) = m.next_key::<String>()? {
-                    name.make_ascii_lowercase();
-                    match m.next_value::<HeaderValue>()? {
+                while let Some(mut name) = m.next_key::<Str<'de>>()? {
+                    if name.0.bytes().any(|b| b.is_ascii_uppercase()) {
+                        name.0.to_mut().make_ascii_lowercase();
+                    }
+                    match m.next_value::<HeaderValue<'de>>()? {
                         // The common case moves the name and value in: no copies.
                         HeaderValue::One(v) => out.push((name, v)),
                         HeaderValue::Many(values) => {
@@ -478,28 +480,31 @@ impl<'de> Deserialize<'de> for Headers {
 }
 
 /// A header's value(s): one string (the common case, kept without a `Vec`) or a list.
-enum HeaderValue {
-    One(String),
-    Many(Vec<String>),
+enum HeaderValue<'a> {
+    One(Str<'a>),
+    Many(Vec<Str<'a>>),
 }
 
-impl<'de> Deserialize<'de> for HeaderValue {
+impl<'de: 'a, 'a> Deserialize<'de> for HeaderValue<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = HeaderValue;
+            type Value = HeaderValue<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a header value: string or list of strings")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderValue, E> {
-                Ok(HeaderValue::One(v.to_string()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<HeaderValue<'de>, E> {
+                Ok(HeaderValue::One(Str(std::borrow::Cow::Borrowed(v))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<HeaderValue, E> {
-                Ok(HeaderValue::One(v))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HeaderValue<'de>, E> {
+                Ok(HeaderValue::One(Str(std::borrow::Cow::Owned(v.to_owned()))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<HeaderValue, A::Error> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<HeaderValue<'de>, E> {
+                Ok(HeaderValue::One(Str(std::borrow::Cow::Owned(v))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<HeaderValue<'de>, A::Error> {
                 let mut out = Vec::new();
-                while let Some(v) = s.next_element::<String>()? {
+                while let Some(v) = s.next_element::<Str<'de>>()? {
                     out.push(v);
                 }
                 Ok(HeaderValue::Many(out))
@@ -537,6 +542,48 @@ impl<'de> Deserialize<'de> for Flags {
     }
 }
 
+/// A JSON string borrowed from the line when it has no escapes (the common case: no copy and
+/// no allocation until the event model needs ownership), owned otherwise. Its errors read
+/// exactly as `String`'s ("expected a string"), so the reported reasons did not change.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Str<'a>(std::borrow::Cow<'a, str>);
+
+impl Str<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+fn own(s: Option<Str>) -> Option<String> {
+    s.map(Str::into_string)
+}
+
 /// The wire shapes of one line and their conversion, written once and instantiated twice:
 /// `strict` (serde's `deny_unknown_fields`, the fast path: no per-key path tracking) and
 /// `lenient` (unknown fields skipped, each reported with its path through `serde_ignored`).
@@ -546,19 +593,26 @@ macro_rules! raw_shapes {
     ($peer:ty; $(#[$strict:meta])*) => {
         #[derive(Deserialize)]
         $(#[$strict])*
-        pub(super) struct RawEvent {
-            kind: String,
+        pub(super) struct RawEvent<'a> {
+            #[serde(borrow)]
+            kind: Str<'a>,
             direction: RawDirection,
-            start: Option<String>,
+            #[serde(borrow)]
+            start: Option<Str<'a>>,
             duration_ms: Option<f64>,
             repeat: Option<u32>,
-            request: Option<RawRequest>,
-            #[serde(default, deserialize_with = "present")]
-            response: Option<Option<RawResponse>>,
+            #[serde(borrow)]
+            request: Option<RawRequest<'a>>,
+            #[serde(borrow, default, deserialize_with = "present")]
+            response: Option<Option<RawResponse<'a>>>,
+            #[serde(borrow)]
             pub(super) peer: Option<$peer>,
-            connection: Option<RawConnection>,
-            upstream: Option<RawUpstream>,
-            route_name: Option<String>,
+            #[serde(borrow)]
+            connection: Option<RawConnection<'a>>,
+            #[serde(borrow)]
+            upstream: Option<RawUpstream<'a>>,
+            #[serde(borrow)]
+            route_name: Option<Str<'a>>,
             /// Addition to the contract: gRPC message batches `[{request, response}, …]` the
             /// grpc_stats filter counts (summed; see `HttpExchange::grpc_messages`).
             grpc_messages: Option<Vec<RawGrpcMessages>>,
@@ -585,76 +639,94 @@ macro_rules! raw_shapes {
 
         #[derive(Deserialize, Default)]
         $(#[$strict])*
-        pub(super) struct RawRequest {
-            method: Option<String>,
-            path: Option<String>,
-            authority: Option<String>,
-            scheme: Option<String>,
-            protocol: Option<String>,
-            #[serde(default)]
-            headers: Headers,
+        pub(super) struct RawRequest<'a> {
+            #[serde(borrow)]
+            method: Option<Str<'a>>,
+            #[serde(borrow)]
+            path: Option<Str<'a>>,
+            #[serde(borrow)]
+            authority: Option<Str<'a>>,
+            #[serde(borrow)]
+            scheme: Option<Str<'a>>,
+            #[serde(borrow)]
+            protocol: Option<Str<'a>>,
+            #[serde(borrow, default)]
+            headers: Headers<'a>,
             body_bytes: Option<u64>,
-            body: Option<String>,
+            #[serde(borrow)]
+            body: Option<Str<'a>>,
         }
 
         #[derive(Deserialize, Default)]
         $(#[$strict])*
-        pub(super) struct RawResponse {
+        pub(super) struct RawResponse<'a> {
             code: Option<u32>,
-            #[serde(default)]
-            headers: Headers,
+            #[serde(borrow, default)]
+            headers: Headers<'a>,
             body_bytes: Option<u64>,
-            body: Option<String>,
+            #[serde(borrow)]
+            body: Option<Str<'a>>,
             grpc_status: Option<u32>,
             #[serde(default)]
             flags: Flags,
-            code_details: Option<String>,
+            #[serde(borrow)]
+            code_details: Option<Str<'a>>,
         }
 
         #[derive(Deserialize)]
         $(#[$strict])*
-        pub(super) struct RawPeer {
-            id: Option<String>,
+        pub(super) struct RawPeer<'a> {
+            #[serde(borrow)]
+            id: Option<Str<'a>>,
             #[serde(default)]
             node: Map<String, Json>,
         }
 
         #[derive(Deserialize, Default)]
         $(#[$strict])*
-        pub(super) struct RawConnection {
+        pub(super) struct RawConnection<'a> {
             id: Option<u64>,
             #[serde(default)]
             mtls: bool,
-            peer_principal: Option<String>,
-            local_principal: Option<String>,
-            source_address: Option<String>,
-            destination_address: Option<String>,
-            requested_server_name: Option<String>,
+            #[serde(borrow)]
+            peer_principal: Option<Str<'a>>,
+            #[serde(borrow)]
+            local_principal: Option<Str<'a>>,
+            #[serde(borrow)]
+            source_address: Option<Str<'a>>,
+            #[serde(borrow)]
+            destination_address: Option<Str<'a>>,
+            #[serde(borrow)]
+            requested_server_name: Option<Str<'a>>,
         }
 
         #[derive(Deserialize, Default)]
         $(#[$strict])*
-        pub(super) struct RawUpstream {
-            cluster: Option<String>,
-            address: Option<String>,
-            service: Option<RawService>,
-            endpoint_metadata: Option<String>,
+        pub(super) struct RawUpstream<'a> {
+            #[serde(borrow)]
+            cluster: Option<Str<'a>>,
+            #[serde(borrow)]
+            address: Option<Str<'a>>,
+            #[serde(borrow)]
+            service: Option<RawService<'a>>,
+            #[serde(borrow)]
+            endpoint_metadata: Option<Str<'a>>,
         }
 
         #[derive(Deserialize)]
         $(#[$strict])*
-        pub(super) struct RawService {
-            #[serde(default)]
-            name: String,
-            #[serde(default)]
-            namespace: String,
-            #[serde(default)]
-            host: String,
+        pub(super) struct RawService<'a> {
+            #[serde(borrow, default)]
+            name: Str<'a>,
+            #[serde(borrow, default)]
+            namespace: Str<'a>,
+            #[serde(borrow, default)]
+            host: Str<'a>,
         }
 
         pub(super) fn peer(raw: Option<RawPeer>) -> Option<Peer> {
             let raw = raw?;
-            let id = raw.id.unwrap_or_else(|| default_peer_id(&raw.node));
+            let id = own(raw.id).unwrap_or_else(|| default_peer_id(&raw.node));
             Some(Peer {
                 id,
                 metadata: std::sync::Arc::new(raw.node),
@@ -666,11 +738,11 @@ macro_rules! raw_shapes {
             ConnectionInfo {
                 id: raw.id.unwrap_or(line as u64),
                 mtls: raw.mtls,
-                local_principal: raw.local_principal,
-                peer_principal: raw.peer_principal,
-                source_address: raw.source_address.unwrap_or_default(),
-                destination_address: raw.destination_address.unwrap_or_default(),
-                requested_server_name: raw.requested_server_name.unwrap_or_default(),
+                local_principal: own(raw.local_principal),
+                peer_principal: own(raw.peer_principal),
+                source_address: own(raw.source_address).unwrap_or_default(),
+                destination_address: own(raw.destination_address).unwrap_or_default(),
+                requested_server_name: own(raw.requested_server_name).unwrap_or_default(),
             }
         }
 
@@ -680,28 +752,28 @@ macro_rules! raw_shapes {
         ) -> UpstreamInfo {
             let raw = raw.unwrap_or_default();
             let cluster_name = match raw.cluster {
-                Some(c) => c,
+                Some(c) => c.into_string(),
                 None => default_cluster(&raw.service),
             };
             UpstreamInfo {
                 cluster_name,
-                address: raw.address,
+                address: own(raw.address),
                 service: raw.service.map(|s| ServiceRef {
-                    name: s.name,
-                    namespace: s.namespace,
-                    host: s.host,
+                    name: s.name.into_string(),
+                    namespace: s.namespace.into_string(),
+                    host: s.host.into_string(),
                 }),
-                endpoint_workload: raw.endpoint_metadata,
+                endpoint_workload: own(raw.endpoint_metadata),
             }
         }
 
-        impl RawLine for RawEvent {
+        impl RawLine for RawEvent<'_> {
             fn kind(&self) -> &str {
-                &self.kind
+                self.kind.as_str()
             }
 
             fn start(&self) -> Option<&str> {
-                self.start.as_deref()
+                self.start.as_ref().map(Str::as_str)
             }
 
             fn repeat(&self) -> Option<u32> {
@@ -750,9 +822,9 @@ macro_rules! raw_shapes {
                     Some(r) => r,
                 };
                 let grpc_status = resp.as_ref().and_then(|r| r.grpc_status);
-                let scheme = req.scheme.unwrap_or_else(|| "http".into());
-                let authority = req.authority.unwrap_or_default();
-                let protocol = req.protocol.unwrap_or_else(|| {
+                let scheme = own(req.scheme).unwrap_or_else(|| "http".into());
+                let authority = own(req.authority).unwrap_or_default();
+                let protocol = own(req.protocol).unwrap_or_else(|| {
                     if grpc_status.is_some() {
                         "HTTP/2"
                     } else {
@@ -775,16 +847,16 @@ macro_rules! raw_shapes {
                 if !authority.is_empty() {
                     headers.push((":authority".to_string(), authority));
                 }
-                headers.push((":path".into(), req.path.unwrap_or_else(|| "/".into())));
-                headers.push((":method".into(), req.method.unwrap_or_else(|| "GET".into())));
+                headers.push((":path".into(), own(req.path).unwrap_or_else(|| "/".into())));
+                headers.push((":method".into(), own(req.method).unwrap_or_else(|| "GET".into())));
                 headers.push((":scheme".into(), scheme));
-                headers.extend(req.headers.0);
+                headers.extend(req.headers.0.into_iter().map(|(k, v)| (k.into_string(), v.into_string())));
                 if grpc_status.is_some() && !has(&headers, "content-type") {
                     headers.push(("content-type".into(), "application/grpc".into()));
                 }
                 let request = HttpMessage {
                     headers,
-                    body: body(req.body_bytes, req.body, "request", bodies)?,
+                    body: body(req.body_bytes, own(req.body), "request", bodies)?,
                     trailers: Vec::new(),
                 };
 
@@ -793,7 +865,7 @@ macro_rules! raw_shapes {
                     Some(r) => {
                         let mut headers = Vec::with_capacity(r.headers.0.len() + 2);
                         headers.push((":status".to_string(), r.code.unwrap_or(200).to_string()));
-                        headers.extend(r.headers.0);
+                        headers.extend(r.headers.0.into_iter().map(|(k, v)| (k.into_string(), v.into_string())));
                         let mut trailers = Vec::new();
                         if let Some(status) = r.grpc_status {
                             if !has(&headers, "content-type") {
@@ -803,10 +875,10 @@ macro_rules! raw_shapes {
                         }
                         let msg = HttpMessage {
                             headers,
-                            body: body(r.body_bytes, r.body, "response", bodies)?,
+                            body: body(r.body_bytes, own(r.body), "response", bodies)?,
                             trailers,
                         };
-                        let details = r.code_details.unwrap_or_else(|| "via_upstream".into());
+                        let details = own(r.code_details).unwrap_or_else(|| "via_upstream".into());
                         (Some(msg), r.flags.0, details)
                     }
                 };
@@ -822,7 +894,7 @@ macro_rules! raw_shapes {
                     code_details,
                     connection,
                     upstream,
-                    route_name: self.route_name.unwrap_or_else(|| "default".into()),
+                    route_name: own(self.route_name).unwrap_or_else(|| "default".into()),
                     peer,
                     grpc_messages: self.grpc_messages.map(|batches| {
                         batches.iter().fold((0u64, 0u64), |(q, r), b| {
@@ -884,12 +956,12 @@ macro_rules! raw_shapes {
 mod strict {
     use super::*;
     // The peer stays raw text here: `Decoder` decodes each distinct peer once (`PeerCache`).
-    raw_shapes!(Box<serde_json::value::RawValue>; #[serde(deny_unknown_fields)]);
+    raw_shapes!(&'a serde_json::value::RawValue; #[serde(deny_unknown_fields)]);
 }
 
 mod lenient {
     use super::*;
-    raw_shapes!(RawPeer;);
+    raw_shapes!(RawPeer<'a>;);
 }
 
 /// What [`Decoder::finish`] needs from either shape.
