@@ -8,7 +8,9 @@ use crate::attributes::workload_metadata;
 use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
 use crate::config::{self, MetadataMode};
 use crate::expressions::Scope;
-use crate::schema::standard::{ValueSource, COUNT_STANDARD_LABELS};
+use crate::schema::standard::{
+    ValueSource, COUNT_STANDARD_LABELS, DESTINATION_NODE_MASK, SOURCE_NODE_MASK,
+};
 use crate::schema::{self, Schema, StatGen};
 use crate::series::cache::{MetricCache, ResolvedStat};
 use crate::series::naming::{self, CACHE_HIT_NAME, CACHE_MISS_NAME};
@@ -351,16 +353,49 @@ impl StatsPlugin {
             code,
             "",
         ];
+        // The unknown rule (grpc_response_status exempt: "" for HTTP and TCP).
+        let value_of = |i: usize| -> &str {
+            if i == schema::standard::slot::GRPC_RESPONSE_STATUS {
+                &grpc
+            } else {
+                match standard.get(i) {
+                    Some(v) if !v.is_empty() => v,
+                    _ => "unknown",
+                }
+            }
+        };
+        // The cache key. Header: direction and how the two node sides are keyed. The local side
+        // (and the reporter) is constant for this configuration unless metadata_mode remapped
+        // it, so it is left out; a peer from the peer cache stands in as its dims id (same dims,
+        // same id). Whatever is left out is determined by the header, so the key still
+        // determines every label value; the values themselves are taken from `standard` when
+        // naming a new series.
+        let peer_id = stream.peer.as_ref().and_then(|p| p.dims_id);
         let cache = &mut state.cache;
         cache.begin();
-        for (i, v) in standard.iter().enumerate() {
-            if i == schema::standard::slot::GRPC_RESPONSE_STATUS {
-                // Not subject to the unknown rule: "" for HTTP and TCP.
-                cache.push(&grpc);
-            } else if v.is_empty() {
-                cache.push("unknown");
-            } else {
-                cache.push(v);
+        cache.push_raw(&[
+            direction.is_outbound() as u8,
+            remapped.is_some() as u8,
+            peer_id.is_some() as u8,
+        ]);
+        if let Some(id) = peer_id {
+            cache.push_raw(&id.to_le_bytes());
+        }
+        let (local_mask, peer_mask) = if direction.is_outbound() {
+            (SOURCE_NODE_MASK, DESTINATION_NODE_MASK)
+        } else {
+            (DESTINATION_NODE_MASK, SOURCE_NODE_MASK)
+        };
+        let mut left_out = 1 << schema::standard::slot::REPORTER;
+        if remapped.is_none() {
+            left_out |= local_mask;
+        }
+        if peer_id.is_some() {
+            left_out |= peer_mask;
+        }
+        for i in 0..COUNT_STANDARD_LABELS {
+            if left_out & (1 << i) == 0 {
+                cache.push_key(value_of(i));
             }
         }
         let schema = &state.schema;
@@ -399,18 +434,32 @@ impl StatsPlugin {
             return;
         }
 
+        // A new label set: name its series (from the values, before `record` may update the
+        // per-stream counters they borrow from), then define and record them in order.
+        let names: Vec<(usize, String)> = schema
+            .stat_gens
+            .iter()
+            .enumerate()
+            .filter(|(_, gen)| gen.protocols & protocol_bit != 0)
+            .map(|(g, gen)| {
+                let name = naming::stat_name(
+                    &gen.metric,
+                    &gen.tags,
+                    &schema.field_separator,
+                    &schema.value_separator,
+                    |slot| match slot.checked_sub(COUNT_STANDARD_LABELS) {
+                        None => value_of(slot),
+                        Some(d) => cache.value(d),
+                    },
+                );
+                (g, name)
+            })
+            .collect();
         let mut resolved = Vec::new();
-        for (g, gen) in schema.stat_gens.iter().enumerate() {
-            if gen.protocols & protocol_bit == 0 {
+        for (g, name) in names {
+            let Some(gen) = schema.stat_gens.get(g) else {
                 continue;
-            }
-            let name = naming::stat_name(
-                &gen.metric,
-                &gen.tags,
-                &schema.field_separator,
-                &schema.value_separator,
-                |slot| cache.value(slot),
-            );
+            };
             let Some(id) = metrics.define(gen.kind, &name) else {
                 log::warn!("istio.stats: the host refused to define {name}");
                 continue;

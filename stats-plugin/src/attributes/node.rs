@@ -5,7 +5,7 @@ use proxy_attributes::host::Host;
 use proxy_attributes::peer::{PeerNode, CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 
 /// The seven per-side values of `map_node` (before the `unknown` rule).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct NodeDims {
     pub workload: String,
     pub namespace: String,

@@ -17,13 +17,22 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct PeerCache {
     map: BytesMap<Cached>,
+    /// Distinct peer dimension sets → a small id, so the metric cache can key a peer by 4 bytes
+    /// instead of its eight label values. Content-addressed and never cleared with `map`: the
+    /// same dims always get the same id, so a peer-cache flush cannot multiply metric-cache
+    /// entries. Bounded by [`DIMS_IDS_MAX`]; past it, peers go without an id (full values).
+    dims_ids: rustc_hash::FxHashMap<Rc<NodeDims>, u32>,
 }
+
+/// Most distinct peer dimension sets given an id (a mesh has far fewer workloads).
+const DIMS_IDS_MAX: usize = 1 << 16;
 
 /// One decoded peer: the label view and the node itself (handed to CEL so that
 /// `upstream_peer.*` expressions do not read and decode the FlatNode again).
 #[derive(Clone)]
 struct Cached {
     dims: Rc<NodeDims>,
+    dims_id: Option<u32>,
     node: Option<Arc<PeerNode>>,
 }
 
@@ -32,6 +41,18 @@ const PEER_CACHE_MAX: usize = 1024;
 impl PeerCache {
     fn get(&self, id: &[u8]) -> Option<Cached> {
         self.map.get(id).cloned()
+    }
+
+    fn dims_id(&mut self, dims: &Rc<NodeDims>) -> Option<u32> {
+        if let Some(id) = self.dims_ids.get(dims) {
+            return Some(*id);
+        }
+        let id = u32::try_from(self.dims_ids.len()).ok()?;
+        if self.dims_ids.len() >= DIMS_IDS_MAX {
+            return None;
+        }
+        self.dims_ids.insert(Rc::clone(dims), id);
+        Some(id)
     }
 
     fn insert(&mut self, id: &[u8], bytes: &[u8]) -> Cached {
@@ -43,7 +64,12 @@ impl PeerCache {
                 .map(NodeDims::from_node)
                 .unwrap_or_else(NodeDims::empty),
         );
-        let cached = Cached { dims, node };
+        let dims_id = self.dims_id(&dims);
+        let cached = Cached {
+            dims,
+            dims_id,
+            node,
+        };
         if self.map.len() >= PEER_CACHE_MAX {
             self.map.clear();
         }
@@ -62,6 +88,9 @@ const PEER_METADATA_HEADER: &str = "x-envoy-peer-metadata";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub dims: Rc<NodeDims>,
+    /// The cache's id for `dims` (same dims, same id, for the plugin's configuration); `None`
+    /// for peers decoded outside the cache (MX header, endpoint metadata).
+    pub dims_id: Option<u32>,
     /// `Some(node)` when the `*_peer` filter state was read (or is cached under the id just
     /// read): what `upstream_peer`/`downstream_peer` decode to in CEL, `None` inside if the
     /// FlatNode was malformed. `None`: not known from filter state (CEL reads it itself).
@@ -99,9 +128,15 @@ pub fn resolve(
                 .property(&[peer_key])
                 .map(|bytes| cache.insert(id, &bytes)),
         };
-        if let Some(Cached { dims, node }) = cached {
+        if let Some(Cached {
+            dims,
+            dims_id,
+            node,
+        }) = cached
+        {
             return Peer {
                 dims,
+                dims_id,
                 filter_state_node: Some(node),
                 found: true,
                 maybe_waiting: false,
@@ -121,6 +156,7 @@ pub fn resolve(
         {
             return Peer {
                 dims: Rc::new(NodeDims::from_node(&node)),
+                dims_id: None,
                 filter_state_node: None,
                 found: true,
                 maybe_waiting: false,
@@ -139,6 +175,7 @@ pub fn resolve(
     };
     Peer {
         dims: Rc::new(dims),
+        dims_id: None,
         filter_state_node: None,
         found: false,
         maybe_waiting: !sentinel,

@@ -60,6 +60,45 @@ pub mod slot {
     pub const GRPC_RESPONSE_STATUS: usize = 24;
 }
 
+/// The standard slots filled from the source node's `map_node` values (the principal is not one:
+/// it comes from the connection).
+pub const SOURCE_NODE_SLOTS: &[usize] = &[
+    slot::SOURCE_WORKLOAD,
+    slot::SOURCE_WORKLOAD_NAMESPACE,
+    slot::SOURCE_APP,
+    slot::SOURCE_VERSION,
+    slot::SOURCE_CANONICAL_SERVICE,
+    slot::SOURCE_CANONICAL_REVISION,
+    slot::SOURCE_CLUSTER,
+];
+
+/// The standard slots filled from the destination node's `map_node` values (including
+/// `destination_service_namespace`, the node's namespace, `plugin.cc:167`).
+pub const DESTINATION_NODE_SLOTS: &[usize] = &[
+    slot::DESTINATION_WORKLOAD,
+    slot::DESTINATION_WORKLOAD_NAMESPACE,
+    slot::DESTINATION_APP,
+    slot::DESTINATION_VERSION,
+    slot::DESTINATION_SERVICE_NAMESPACE,
+    slot::DESTINATION_CANONICAL_SERVICE,
+    slot::DESTINATION_CANONICAL_REVISION,
+    slot::DESTINATION_CLUSTER,
+];
+
+/// `slots` as a bit set (bit `i` = slot `i`), for per-request membership tests.
+pub const fn slot_mask(slots: &[usize]) -> u32 {
+    let mut mask = 0u32;
+    let mut i = 0;
+    while i < slots.len() {
+        mask |= 1 << slots[i];
+        i += 1;
+    }
+    mask
+}
+
+pub const SOURCE_NODE_MASK: u32 = slot_mask(SOURCE_NODE_SLOTS);
+pub const DESTINATION_NODE_MASK: u32 = slot_mask(DESTINATION_NODE_SLOTS);
+
 /// `count_standard_labels`, `count_peer_labels`, `count_tcp_labels` (`plugin.h:102-112`).
 pub const COUNT_STANDARD_LABELS: usize = 25;
 pub const COUNT_PEER_LABELS: usize = slot::DESTINATION_CLUSTER + 1;
@@ -195,4 +234,41 @@ pub fn standard_factories() -> Vec<Factory> {
             false,
         ),
     ]
+}
+
+#[cfg(test)]
+mod node_slot_tests {
+    use super::*;
+
+    /// The node-valued slots of `plugin.cc:138-180`: per side workload, namespace, app, version,
+    /// canonical service and revision, cluster — plus, on the destination side,
+    /// `destination_service_namespace`. Principals, services, protocol, flags, policy, codes and
+    /// the reporter come from the request, never from a node.
+    #[test]
+    fn node_slots_are_the_map_node_values() {
+        assert_eq!(SOURCE_NODE_MASK.count_ones(), 7);
+        assert_eq!(DESTINATION_NODE_MASK.count_ones(), 8);
+        assert_eq!(SOURCE_NODE_MASK & DESTINATION_NODE_MASK, 0);
+        for not_node in [
+            slot::REPORTER,
+            slot::SOURCE_PRINCIPAL,
+            slot::DESTINATION_PRINCIPAL,
+            slot::DESTINATION_SERVICE,
+            slot::DESTINATION_SERVICE_NAME,
+            slot::REQUEST_PROTOCOL,
+            slot::RESPONSE_FLAGS,
+            slot::CONNECTION_SECURITY_POLICY,
+            slot::RESPONSE_CODE,
+            slot::GRPC_RESPONSE_STATUS,
+        ] {
+            assert_eq!(
+                (SOURCE_NODE_MASK | DESTINATION_NODE_MASK) & (1 << not_node),
+                0
+            );
+        }
+        assert_ne!(
+            DESTINATION_NODE_MASK & (1 << slot::DESTINATION_SERVICE_NAMESPACE),
+            0
+        );
+    }
 }

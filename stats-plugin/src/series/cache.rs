@@ -1,8 +1,11 @@
 //! The metric-id cache: dimension values → the resolved stats (`metrics_`, `plugin.h:305-309`).
 //! Never evicted, like Istio 1.13–1.17 (§7.1).
 //!
-//! The key is the dimension vector encoded into one reusable byte buffer (length-prefixed values),
-//! so a hit costs one hash and one (word-wise) compare and allocates nothing.
+//! The key encodes the dimension vector into one reusable byte buffer (length-prefixed values),
+//! so a hit costs one hash and one (word-wise) compare and allocates nothing. The caller may
+//! leave out what is constant for the cache's lifetime and stand a short token in for a group
+//! of values (the report does, for the local node and for a cached peer), as long as the key
+//! still determines every value: see `StatsPlugin::report`.
 
 use super::bytes_map::BytesMap;
 
@@ -36,17 +39,29 @@ impl MetricCache {
         self.slots.reserve(32);
     }
 
-    /// Appends the next slot's value.
+    /// Appends a value to the key and remembers where it is ([`MetricCache::value`]).
     #[inline]
     pub fn push(&mut self, value: &str) {
-        self.key
-            .extend_from_slice(&(value.len() as u32).to_le_bytes());
-        let start = self.key.len();
-        self.key.extend_from_slice(value.as_bytes());
-        self.slots.push((start, self.key.len()));
+        self.push_key(value);
+        let end = self.key.len();
+        self.slots.push((end - value.len(), end));
     }
 
-    /// The value of `slot` in the current key (`""` if out of range).
+    /// Appends a value to the key only (length-prefixed: values cannot run into each other).
+    #[inline]
+    pub fn push_key(&mut self, value: &str) {
+        self.key
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.key.extend_from_slice(value.as_bytes());
+    }
+
+    /// Appends raw bytes to the key (a fixed-size header or token).
+    #[inline]
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.key.extend_from_slice(bytes);
+    }
+
+    /// The `slot`-th value appended with [`MetricCache::push`] (`""` if out of range).
     pub fn value(&self, slot: usize) -> &str {
         self.slots
             .get(slot)
