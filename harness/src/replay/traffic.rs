@@ -29,7 +29,7 @@
 //!   `outbound|PORT||<upstream.service.host>` when both are known, else `PassthroughCluster`.
 
 use std::collections::HashSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::BufRead;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -104,16 +104,17 @@ impl<R: BufRead> TrafficReader<R> {
 
     /// Lines read so far (including blank and bad ones).
     pub fn lines_read(&self) -> usize {
-        self.decoder.line
+        self.decoder.st.line
     }
 
-    /// Hands a replayed event back so its body buffers serve later lines.
+    /// Hands a replayed event back: the next HTTP line is decoded into its buffers.
     pub fn recycle(&mut self, event: Event) {
-        if let Event::Http(x) = event {
-            self.decoder.bodies.give(x.request.body);
-            if let Some(r) = x.response {
-                self.decoder.bodies.give(r.body);
+        if let Event::Http(mut x) = event {
+            trim_body(&mut x.request.body);
+            if let Some(r) = &mut x.response {
+                trim_body(&mut r.body);
             }
+            self.decoder.st.spare = Some(x);
         }
     }
 }
@@ -130,13 +131,13 @@ impl<R: BufRead> Iterator for TrafficReader<R> {
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(LineError {
-                        line: self.decoder.line + 1,
+                        line: self.decoder.st.line + 1,
                         reason: format!("read error: {e}"),
                     }));
                 }
             }
-            self.decoder.line += 1;
-            let line = self.decoder.line;
+            self.decoder.st.line += 1;
+            let line = self.decoder.st.line;
             let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t.trim(),
                 Err(e) => {
@@ -163,11 +164,22 @@ impl<R: BufRead> Iterator for TrafficReader<R> {
 /// unknown fields were already warned about.
 #[derive(Debug, Default)]
 pub struct Decoder {
+    peers: PeerCache,
+    st: LineState,
+}
+
+/// [`Decoder`]'s state apart from the peer cache (so a cached peer can be read while the rest
+/// is updated).
+#[derive(Debug, Default)]
+struct LineState {
     line: usize,
     prev_start_ns: Option<i64>,
     warned: HashSet<String>,
-    peers: PeerCache,
-    bodies: BodyPool,
+    /// The last replayed HTTP exchange, handed back by [`TrafficReader::recycle`]: the next
+    /// HTTP line is written into it, so its strings, header vectors and body buffers are
+    /// reused instead of allocated and freed once a line (the decoder's largest cost after
+    /// scanning the JSON).
+    spare: Option<HttpExchange>,
 }
 
 /// Decoded peers by their JSON text. A traffic file repeats a few peers on every line, and the
@@ -184,21 +196,22 @@ impl PeerCache {
     /// The peer of a strictly decoded line; `None` when the peer object does not decode
     /// strictly (an unknown field or a bad value: the line then takes the lenient path, which
     /// reports it).
-    fn resolve(&mut self, raw: Option<&serde_json::value::RawValue>) -> Option<Option<Peer>> {
+    fn resolve(&mut self, raw: Option<&serde_json::value::RawValue>) -> Option<Option<&Peer>> {
         let Some(raw) = raw else {
             return Some(None);
         };
         let text = raw.get();
-        if let Some(p) = self.map.get(text) {
-            return Some(Some(p.clone()));
+        // (`contains_key` then `get`: returning the first lookup's borrow from inside the `if`
+        // is beyond today's borrow checker.)
+        if !self.map.contains_key(text) {
+            let parsed: strict::RawPeer = serde_json::from_str(text).ok()?;
+            let peer = strict::peer(Some(parsed))?;
+            if self.map.len() >= PEER_CACHE_LIMIT {
+                self.map.clear();
+            }
+            self.map.insert(text.into(), peer);
         }
-        let parsed: strict::RawPeer = serde_json::from_str(text).ok()?;
-        let peer = strict::peer(Some(parsed))?;
-        if self.map.len() >= PEER_CACHE_LIMIT {
-            self.map.clear();
-        }
-        self.map.insert(text.into(), peer.clone());
-        Some(Some(peer))
+        self.map.get(text).map(Some)
     }
 }
 
@@ -210,7 +223,7 @@ impl Decoder {
         if let Ok(mut raw) = strict::RawEvent::deserialize(&mut json) {
             if json.end().is_ok() && raw.kind() != RELOAD {
                 if let Some(peer) = self.peers.resolve(raw.peer.take()) {
-                    return self.finish(raw, peer, Vec::new());
+                    return self.st.finish(raw, peer, Vec::new());
                 }
             }
         }
@@ -229,14 +242,60 @@ impl Decoder {
         let mut raw = raw.map_err(|_| error_with_path(text))?;
         json.end().map_err(|e| strip_position(&e.to_string()))?;
         let peer = lenient::peer(raw.peer.take());
-        self.finish(raw, peer, ignored)
+        self.st.finish(raw, peer.as_ref(), ignored)
     }
 
+    /// A `{"kind":"reload"}` line: `start` (default: previous + 1 ms, as for events) and `vm`.
+    fn decode_reload(&mut self, text: &str) -> Result<DecodedEvent, String> {
+        let mut ignored = Vec::new();
+        let mut json = serde_json::Deserializer::from_str(text);
+        let raw: RawReload = serde_ignored::deserialize(&mut json, |path| {
+            ignored.push(path.to_string().replace("?.", ""))
+        })
+        .map_err(|_| reload_error_with_path(text))?;
+        json.end().map_err(|e| strip_position(&e.to_string()))?;
+        let at_ns = match &raw.start {
+            Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
+            None => self
+                .st
+                .prev_start_ns
+                .map_or(DEFAULT_EPOCH_NS, |p| p + 1_000_000),
+        };
+        self.st.prev_start_ns = Some(at_ns);
+        let mut warnings = Vec::new();
+        for path in ignored {
+            if self.st.warned.insert(path.clone()) {
+                let why = match path.as_str() {
+                    "direction" | "repeat" | "duration_ms" => "does not apply to reload lines",
+                    _ => "is not part of the traffic format",
+                };
+                warnings.push(format!("field {path:?} {why}; ignored (warned once)"));
+            }
+        }
+        Ok(DecodedEvent {
+            line: self.st.line,
+            repeat: 1,
+            event: Event::Reload(Reload {
+                at_ns,
+                new_vm: !matches!(raw.vm, Some(RawVm::Same)),
+            }),
+            plan: HttpPlan::default(),
+            warnings,
+        })
+    }
+
+    /// Advances the line counter (for callers that feed lines themselves).
+    pub fn next_line(&mut self) {
+        self.st.line += 1;
+    }
+}
+
+impl LineState {
     /// The checks and defaults after the JSON decoded (shared by both shapes).
     fn finish<E: RawLine>(
         &mut self,
         raw: E,
-        peer: Option<Peer>,
+        peer: Option<&Peer>,
         ignored: Vec<String>,
     ) -> Result<DecodedEvent, String> {
         let start_ns = match raw.start() {
@@ -265,8 +324,16 @@ impl Decoder {
                         warn(name.to_string(), "applies to tcp events only");
                     }
                 }
-                let (exchange, p) = raw.into_http(start_ns, line, peer, &mut self.bodies)?;
+                let mut exchange = self.spare.take().unwrap_or_else(empty_exchange);
+                let p = match raw.into_http(start_ns, line, peer, &mut exchange) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.spare = Some(exchange);
+                        return Err(e);
+                    }
+                };
                 if p.stop_after_ns.is_some() && repeat > 1 {
+                    self.spare = Some(exchange);
                     return Err(format!(
                         "stop_after_ms: the replay stops inside this stream, so it cannot repeat (repeat {repeat})"
                     ));
@@ -280,7 +347,7 @@ impl Decoder {
                         warn(name.to_string(), "applies to http events only");
                     }
                 }
-                Event::Tcp(raw.into_tcp(start_ns, line, peer)?)
+                Event::Tcp(raw.into_tcp(start_ns, line, peer.cloned())?)
             }
             other => {
                 return Err(format!(
@@ -296,48 +363,24 @@ impl Decoder {
             warnings,
         })
     }
+}
 
-    /// A `{"kind":"reload"}` line: `start` (default: previous + 1 ms, as for events) and `vm`.
-    fn decode_reload(&mut self, text: &str) -> Result<DecodedEvent, String> {
-        let mut ignored = Vec::new();
-        let mut json = serde_json::Deserializer::from_str(text);
-        let raw: RawReload = serde_ignored::deserialize(&mut json, |path| {
-            ignored.push(path.to_string().replace("?.", ""))
-        })
-        .map_err(|_| reload_error_with_path(text))?;
-        json.end().map_err(|e| strip_position(&e.to_string()))?;
-        let at_ns = match &raw.start {
-            Some(s) => parse_rfc3339(s).map_err(|e| format!("start: {e}"))?,
-            None => self
-                .prev_start_ns
-                .map_or(DEFAULT_EPOCH_NS, |p| p + 1_000_000),
-        };
-        self.prev_start_ns = Some(at_ns);
-        let mut warnings = Vec::new();
-        for path in ignored {
-            if self.warned.insert(path.clone()) {
-                let why = match path.as_str() {
-                    "direction" | "repeat" | "duration_ms" => "does not apply to reload lines",
-                    _ => "is not part of the traffic format",
-                };
-                warnings.push(format!("field {path:?} {why}; ignored (warned once)"));
-            }
-        }
-        Ok(DecodedEvent {
-            line: self.line,
-            repeat: 1,
-            event: Event::Reload(Reload {
-                at_ns,
-                new_vm: !matches!(raw.vm, Some(RawVm::Same)),
-            }),
-            plan: HttpPlan::default(),
-            warnings,
-        })
-    }
-
-    /// Advances the line counter (for callers that feed lines themselves).
-    pub fn next_line(&mut self) {
-        self.line += 1;
+/// An exchange to write a line into when there is no recycled one.
+fn empty_exchange() -> HttpExchange {
+    HttpExchange {
+        direction: Direction::Inbound,
+        start_ns: 0,
+        duration_ns: 0,
+        protocol: String::new(),
+        request: HttpMessage::default(),
+        response: None,
+        response_flags: 0,
+        code_details: String::new(),
+        connection: ConnectionInfo::default(),
+        upstream: UpstreamInfo::default(),
+        route_name: String::new(),
+        peer: None,
+        grpc_messages: None,
     }
 }
 
@@ -733,38 +776,74 @@ macro_rules! raw_shapes {
             })
         }
 
-        pub(super) fn connection(raw: Option<RawConnection>, line: usize) -> ConnectionInfo {
+        /// Writes the connection into `out` (every field), reusing its strings.
+        pub(super) fn fill_connection(
+            raw: Option<RawConnection>,
+            line: usize,
+            out: &mut ConnectionInfo,
+        ) {
             let raw = raw.unwrap_or_default();
-            ConnectionInfo {
-                id: raw.id.unwrap_or(line as u64),
-                mtls: raw.mtls,
-                local_principal: own(raw.local_principal),
-                peer_principal: own(raw.peer_principal),
-                source_address: own(raw.source_address).unwrap_or_default(),
-                destination_address: own(raw.destination_address).unwrap_or_default(),
-                requested_server_name: own(raw.requested_server_name).unwrap_or_default(),
-            }
+            let ConnectionInfo {
+                id,
+                mtls,
+                local_principal,
+                peer_principal,
+                source_address,
+                destination_address,
+                requested_server_name,
+            } = out;
+            *id = raw.id.unwrap_or(line as u64);
+            *mtls = raw.mtls;
+            fill_opt(local_principal, raw.local_principal.as_ref());
+            fill_opt(peer_principal, raw.peer_principal.as_ref());
+            fill(source_address, opt_str(&raw.source_address, ""));
+            fill(destination_address, opt_str(&raw.destination_address, ""));
+            fill(requested_server_name, opt_str(&raw.requested_server_name, ""));
         }
 
-        pub(super) fn upstream(
+        /// Writes the upstream into `out` (every field), reusing its strings;
+        /// `default_cluster` writes the cluster name into a cleared string when none is given.
+        pub(super) fn fill_upstream(
             raw: Option<RawUpstream>,
-            default_cluster: impl FnOnce(&Option<RawService>) -> String,
-        ) -> UpstreamInfo {
+            out: &mut UpstreamInfo,
+            default_cluster: impl FnOnce(&Option<RawService>, &mut String),
+        ) {
             let raw = raw.unwrap_or_default();
-            let cluster_name = match raw.cluster {
-                Some(c) => c.into_string(),
-                None => default_cluster(&raw.service),
-            };
-            UpstreamInfo {
+            let UpstreamInfo {
                 cluster_name,
-                address: own(raw.address),
-                service: raw.service.map(|s| ServiceRef {
-                    name: s.name.into_string(),
-                    namespace: s.namespace.into_string(),
-                    host: s.host.into_string(),
-                }),
-                endpoint_workload: own(raw.endpoint_metadata),
+                address,
+                service,
+                endpoint_workload,
+            } = out;
+            match &raw.cluster {
+                Some(c) => fill(cluster_name, c.as_str()),
+                None => {
+                    cluster_name.clear();
+                    default_cluster(&raw.service, cluster_name);
+                }
             }
+            fill_opt(address, raw.address.as_ref());
+            match (&raw.service, service) {
+                (None, dst) => *dst = None,
+                (Some(s), Some(dst)) => {
+                    let ServiceRef {
+                        name,
+                        namespace,
+                        host,
+                    } = dst;
+                    fill(name, s.name.as_str());
+                    fill(namespace, s.namespace.as_str());
+                    fill(host, s.host.as_str());
+                }
+                (Some(s), dst) => {
+                    *dst = Some(ServiceRef {
+                        name: s.name.as_str().to_owned(),
+                        namespace: s.namespace.as_str().to_owned(),
+                        host: s.host.as_str().to_owned(),
+                    })
+                }
+            }
+            fill_opt(endpoint_workload, raw.endpoint_metadata.as_ref());
         }
 
         impl RawLine for RawEvent<'_> {
@@ -803,9 +882,9 @@ macro_rules! raw_shapes {
                 self,
                 start_ns: i64,
                 line: usize,
-                peer: Option<Peer>,
-                bodies: &mut BodyPool,
-            ) -> Result<(HttpExchange, HttpPlan), String> {
+                peer: Option<&Peer>,
+                out: &mut HttpExchange,
+            ) -> Result<HttpPlan, String> {
                 let dir = direction(self.direction);
                 let duration_ns = duration_ns(self.duration_ms)?;
                 let batches: Vec<(Option<f64>, u64, u64)> = self
@@ -821,72 +900,28 @@ macro_rules! raw_shapes {
                     None => Some(RawResponse::default()),
                     Some(r) => r,
                 };
+                // Every check before the first write: a rejected line leaves nothing half-set
+                // that matters (the next line overwrites all of `out` anyway).
+                let req_body = body(req.body_bytes, &req.body, "request")?;
+                let resp_body = match &resp {
+                    Some(r) => body(r.body_bytes, &r.body, "response")?,
+                    None => Body::Empty,
+                };
                 let grpc_status = resp.as_ref().and_then(|r| r.grpc_status);
-                let scheme = own(req.scheme).unwrap_or_else(|| "http".into());
-                let authority = own(req.authority).unwrap_or_default();
-                let protocol = own(req.protocol).unwrap_or_else(|| {
-                    if grpc_status.is_some() {
-                        "HTTP/2"
-                    } else {
-                        "HTTP/1.1"
-                    }
-                    .into()
-                });
-
-                let connection = connection(self.connection, line);
-                let (host, authority_port) = split_host_port(&authority);
-                let port = authority_port.unwrap_or_else(|| scheme_port(&scheme));
-                let dest_port = split_host_port(&connection.destination_address).1;
-                let upstream = upstream(self.upstream, |_| match dir {
-                    Direction::Inbound => inbound_cluster(dest_port.unwrap_or(port)),
-                    Direction::Outbound | Direction::Gateway => format!("outbound|{port}||{host}"),
-                });
-
-                // Pseudo-headers first, in the order Envoy's HTTP/1 codec and HCM leave them.
-                let mut headers = Vec::with_capacity(req.headers.0.len() + 5);
-                if !authority.is_empty() {
-                    headers.push((":authority".to_string(), authority));
-                }
-                headers.push((":path".into(), own(req.path).unwrap_or_else(|| "/".into())));
-                headers.push((":method".into(), own(req.method).unwrap_or_else(|| "GET".into())));
-                headers.push((":scheme".into(), scheme));
-                headers.extend(req.headers.0.into_iter().map(|(k, v)| (k.into_string(), v.into_string())));
-                if grpc_status.is_some() && !has(&headers, "content-type") {
-                    headers.push(("content-type".into(), "application/grpc".into()));
-                }
-                let request = HttpMessage {
-                    headers,
-                    body: body(req.body_bytes, own(req.body), "request", bodies)?,
-                    trailers: Vec::new(),
+                let scheme = opt_str(&req.scheme, "http");
+                let authority = opt_str(&req.authority, "");
+                let default_protocol = if grpc_status.is_some() {
+                    "HTTP/2"
+                } else {
+                    "HTTP/1.1"
                 };
 
-                let (response, response_flags, code_details) = match resp {
-                    None => (None, 0, "-".to_string()),
-                    Some(r) => {
-                        let mut headers = Vec::with_capacity(r.headers.0.len() + 2);
-                        headers.push((":status".to_string(), r.code.unwrap_or(200).to_string()));
-                        headers.extend(r.headers.0.into_iter().map(|(k, v)| (k.into_string(), v.into_string())));
-                        let mut trailers = Vec::new();
-                        if let Some(status) = r.grpc_status {
-                            if !has(&headers, "content-type") {
-                                headers.push(("content-type".into(), "application/grpc".into()));
-                            }
-                            trailers.push(("grpc-status".to_string(), status.to_string()));
-                        }
-                        let msg = HttpMessage {
-                            headers,
-                            body: body(r.body_bytes, own(r.body), "response", bodies)?,
-                            trailers,
-                        };
-                        let details = own(r.code_details).unwrap_or_else(|| "via_upstream".into());
-                        (Some(msg), r.flags.0, details)
-                    }
-                };
-
-                let exchange = HttpExchange {
-                    direction: dir,
-                    start_ns,
-                    duration_ns,
+                // Exhaustive: a field added to the event model must be written here too, or a
+                // recycled event's value would leak into this line.
+                let HttpExchange {
+                    direction: out_direction,
+                    start_ns: out_start_ns,
+                    duration_ns: out_duration_ns,
                     protocol,
                     request,
                     response,
@@ -894,15 +929,80 @@ macro_rules! raw_shapes {
                     code_details,
                     connection,
                     upstream,
-                    route_name: own(self.route_name).unwrap_or_else(|| "default".into()),
-                    peer,
-                    grpc_messages: self.grpc_messages.map(|batches| {
-                        batches.iter().fold((0u64, 0u64), |(q, r), b| {
-                            (q.saturating_add(b.request), r.saturating_add(b.response))
-                        })
-                    }),
-                };
-                Ok((exchange, plan))
+                    route_name,
+                    peer: out_peer,
+                    grpc_messages,
+                } = out;
+                *out_direction = dir;
+                *out_start_ns = start_ns;
+                *out_duration_ns = duration_ns;
+                fill(protocol, opt_str(&req.protocol, default_protocol));
+
+                fill_connection(self.connection, line, connection);
+                let (host, authority_port) = split_host_port(authority);
+                let port = authority_port.unwrap_or_else(|| scheme_port(scheme));
+                let dest_port = split_host_port(&connection.destination_address).1;
+                fill_upstream(self.upstream, upstream, |_, name| match dir {
+                    Direction::Inbound => inbound_cluster(name, dest_port.unwrap_or(port)),
+                    Direction::Outbound | Direction::Gateway => {
+                        let _ = write!(name, "outbound|{port}||{host}");
+                    }
+                });
+
+                // Pseudo-headers first, in the order Envoy's HTTP/1 codec and HCM leave them.
+                let mut headers = HeaderFill::new(&mut request.headers);
+                if !authority.is_empty() {
+                    headers.push(":authority", authority);
+                }
+                headers.push(":path", opt_str(&req.path, "/"));
+                headers.push(":method", opt_str(&req.method, "GET"));
+                headers.push(":scheme", scheme);
+                for (k, v) in &req.headers.0 {
+                    headers.push(k.as_str(), v.as_str());
+                }
+                if grpc_status.is_some() && !headers.has("content-type") {
+                    headers.push("content-type", "application/grpc");
+                }
+                headers.finish();
+                fill_body(&mut request.body, req_body);
+                request.trailers.clear();
+
+                match &resp {
+                    None => {
+                        *response = None;
+                        *response_flags = 0;
+                        fill(code_details, "-");
+                    }
+                    Some(r) => {
+                        let msg = response.get_or_insert_with(HttpMessage::default);
+                        let mut headers = HeaderFill::new(&mut msg.headers);
+                        let _ = write!(headers.entry(":status"), "{}", r.code.unwrap_or(200));
+                        for (k, v) in &r.headers.0 {
+                            headers.push(k.as_str(), v.as_str());
+                        }
+                        let mut trailers = HeaderFill::new(&mut msg.trailers);
+                        if let Some(status) = r.grpc_status {
+                            if !headers.has("content-type") {
+                                headers.push("content-type", "application/grpc");
+                            }
+                            let _ = write!(trailers.entry("grpc-status"), "{status}");
+                        }
+                        headers.finish();
+                        trailers.finish();
+                        fill_body(&mut msg.body, resp_body);
+                        *response_flags = r.flags.0;
+                        fill(code_details, opt_str(&r.code_details, "via_upstream"));
+                    }
+                }
+
+                fill(route_name, opt_str(&self.route_name, "default"));
+                fill_peer(out_peer, peer);
+                *grpc_messages = self.grpc_messages.map(|batches| {
+                    batches.iter().fold((0u64, 0u64), |(q, r), b| {
+                        (q.saturating_add(b.request), r.saturating_add(b.response))
+                    })
+                });
+                Ok(plan)
             }
 
             fn into_tcp(
@@ -912,16 +1012,18 @@ macro_rules! raw_shapes {
                 peer: Option<Peer>,
             ) -> Result<TcpConnection, String> {
                 let dir = direction(self.direction);
-                let connection = connection(self.connection, line);
+                let mut connection = ConnectionInfo::default();
+                fill_connection(self.connection, line, &mut connection);
                 let dest_port = split_host_port(&connection.destination_address).1;
-                let upstream = upstream(self.upstream, |service| match dir {
-                    Direction::Inbound => inbound_cluster(dest_port.unwrap_or(0)),
+                let mut upstream = UpstreamInfo::default();
+                fill_upstream(self.upstream, &mut upstream, |service, name| match dir {
+                    Direction::Inbound => inbound_cluster(name, dest_port.unwrap_or(0)),
                     Direction::Outbound | Direction::Gateway => {
                         match (service.as_ref().map(|s| s.host.as_str()), dest_port) {
                             (Some(host), Some(port)) if !host.is_empty() => {
-                                format!("outbound|{port}||{host}")
+                                let _ = write!(name, "outbound|{port}||{host}");
                             }
-                            _ => "PassthroughCluster".into(),
+                            _ => name.push_str("PassthroughCluster"),
                         }
                     }
                 });
@@ -971,13 +1073,14 @@ trait RawLine {
     fn kind(&self) -> &str;
     fn tcp_fields(&self) -> [(&'static str, bool); 4];
     fn http_fields(&self) -> [(&'static str, bool); 5];
+    /// Writes the exchange into `out`, every field of it (`out` may be a recycled event).
     fn into_http(
         self,
         start_ns: i64,
         line: usize,
-        peer: Option<Peer>,
-        bodies: &mut BodyPool,
-    ) -> Result<(HttpExchange, HttpPlan), String>;
+        peer: Option<&Peer>,
+        out: &mut HttpExchange,
+    ) -> Result<HttpPlan, String>;
     fn into_tcp(
         self,
         start_ns: i64,
@@ -1091,57 +1194,116 @@ fn scheme_port(scheme: &str) -> u16 {
     }
 }
 
-fn body(
-    bytes: Option<u64>,
-    text: Option<String>,
-    what: &str,
-    bodies: &mut BodyPool,
-) -> Result<Vec<u8>, String> {
+/// Where a message body comes from.
+enum Body<'t> {
+    Empty,
+    /// `body_bytes`: that many filler bytes.
+    Filler(usize),
+    /// `body`: the text.
+    Text(&'t str),
+}
+
+fn body<'t>(bytes: Option<u64>, text: &'t Option<Str>, what: &str) -> Result<Body<'t>, String> {
     match (bytes, text) {
         (Some(_), Some(_)) => Err(format!("{what}: give body_bytes or body, not both")),
-        (None, Some(t)) => Ok(t.into_bytes()),
+        (None, Some(t)) => Ok(Body::Text(t.as_str())),
         (Some(n), None) if n > 1 << 30 => Err(format!("{what}.body_bytes: {n} is over 1 GiB")),
+        (Some(n), None) => Ok(Body::Filler(n as usize)),
+        (None, None) => Ok(Body::Empty),
+    }
+}
+
+/// Writes a body into a (possibly recycled) buffer.
+fn fill_body(dst: &mut Vec<u8>, src: Body) {
+    dst.clear();
+    match src {
+        Body::Empty => {}
         // The filler byte is irrelevant to telemetry; only the size is observed.
-        (Some(n), None) => Ok(bodies.filler(n as usize)),
-        (None, None) => Ok(Vec::new()),
+        Body::Filler(n) => dst.resize(n, b'x'),
+        Body::Text(t) => dst.extend_from_slice(t.as_bytes()),
     }
 }
 
-/// Body buffers the runner hands back ([`TrafficReader::recycle`]) for the next lines'
-/// `body_bytes`: a body is usually a few KiB, past the allocator's fast path, and allocating and
-/// freeing two a line was a tenth of decoding it.
-#[derive(Debug, Default)]
-struct BodyPool(Vec<Vec<u8>>);
+/// A recycled body buffer larger than this is dropped rather than kept for later lines (a
+/// rare huge body is not held on to).
+const BODY_KEEP_MAX_BYTES: usize = 1 << 16;
 
-/// Buffers kept, and the largest kept (a rare huge body is not held on to).
-const BODY_POOL_LEN: usize = 4;
-const BODY_POOL_MAX_BYTES: usize = 1 << 16;
+fn trim_body(body: &mut Vec<u8>) {
+    if body.capacity() > BODY_KEEP_MAX_BYTES {
+        *body = Vec::new();
+    }
+}
 
-impl BodyPool {
-    /// `n` filler bytes.
-    fn filler(&mut self, n: usize) -> Vec<u8> {
-        if n == 0 {
-            return Vec::new();
-        }
-        match self.0.pop() {
-            Some(mut v) => {
-                v.clear();
-                v.resize(n, b'x');
-                v
+/// `dst = src`, keeping `dst`'s allocation.
+fn fill(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
+}
+
+/// `dst = src.map(to_owned)`, keeping `dst`'s allocation when both are set.
+fn fill_opt(dst: &mut Option<String>, src: Option<&Str>) {
+    match (src, dst) {
+        (None, dst) => *dst = None,
+        (Some(s), Some(d)) => fill(d, s.as_str()),
+        (Some(s), dst) => *dst = Some(s.as_str().to_owned()),
+    }
+}
+
+fn opt_str<'s>(s: &'s Option<Str>, default: &'s str) -> &'s str {
+    s.as_ref().map_or(default, Str::as_str)
+}
+
+/// `dst = src.cloned()`, keeping `dst`'s id allocation.
+fn fill_peer(dst: &mut Option<Peer>, src: Option<&Peer>) {
+    match (src, dst) {
+        (None, dst) => *dst = None,
+        (Some(s), Some(d)) => {
+            let Peer { id, metadata } = d;
+            fill(id, &s.id);
+            if !std::sync::Arc::ptr_eq(metadata, &s.metadata) {
+                *metadata = s.metadata.clone();
             }
-            None => vec![b'x'; n],
         }
-    }
-
-    fn give(&mut self, v: Vec<u8>) {
-        if v.capacity() > 0 && v.capacity() <= BODY_POOL_MAX_BYTES && self.0.len() < BODY_POOL_LEN {
-            self.0.push(v);
-        }
+        (Some(s), dst) => *dst = Some(s.clone()),
     }
 }
 
-fn has(headers: &[(String, String)], name: &str) -> bool {
-    headers.iter().any(|(k, _)| k == name)
+/// Writes a header list into a (possibly recycled) vector, entry by entry, reusing the
+/// strings already there; [`HeaderFill::finish`] drops what the previous event had beyond.
+struct HeaderFill<'v> {
+    v: &'v mut Vec<(String, String)>,
+    n: usize,
+}
+
+impl<'v> HeaderFill<'v> {
+    fn new(v: &'v mut Vec<(String, String)>) -> Self {
+        Self { v, n: 0 }
+    }
+
+    /// Appends `name` and returns its value, empty, to be written.
+    fn entry(&mut self, name: &str) -> &mut String {
+        // `n` never passes `len` (it starts at 0 and grows by one, pushing at `len`).
+        if self.n == self.v.len() {
+            self.v.push(Default::default());
+        }
+        let (k, v) = &mut self.v[self.n];
+        self.n += 1;
+        fill(k, name);
+        v.clear();
+        v
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.entry(name).push_str(value);
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.v.iter().take(self.n).any(|(k, _)| k == name)
+    }
+
+    fn finish(self) {
+        self.v.truncate(self.n);
+    }
 }
 
 /// The Envoy node id an Istio sidecar of this metadata would carry.
@@ -1162,8 +1324,8 @@ fn default_peer_id(node: &Map<String, Json>) -> String {
     )
 }
 
-fn inbound_cluster(port: u16) -> String {
-    format!("inbound|{port}||")
+fn inbound_cluster(dst: &mut String, port: u16) {
+    let _ = write!(dst, "inbound|{port}||");
 }
 
 #[cfg(test)]
@@ -1503,6 +1665,102 @@ mod tests {
         let w2 = &evs[2].as_ref().unwrap().warnings;
         assert_eq!(w2.len(), 1);
         assert!(w2[0].contains("applies to http events only"));
+    }
+
+    /// Decodes `lines` as the runner does: each event goes back to the reader (`recycle`)
+    /// before the next line is decoded into its buffers.
+    fn read_recycling(text: &str) -> Vec<Result<DecodedEvent, LineError>> {
+        let mut reader = TrafficReader::new(text.as_bytes());
+        let mut out = Vec::new();
+        while let Some(item) = reader.next() {
+            if let Ok(ev) = &item {
+                // A copy for the test; the original goes back like the runner's does.
+                reader.recycle(ev.event.clone());
+            }
+            out.push(item);
+        }
+        out
+    }
+
+    /// Every field a "rich" event sets (more headers, trailers, principals, service, peer,
+    /// body text, gRPC) next to a minimal one and a reset: decoding one into the other's
+    /// recycled buffers must give exactly what a fresh decoder gives — nothing carries over,
+    /// in either order.
+    #[test]
+    fn recycled_events_carry_nothing_over() {
+        let rich = r#"{"kind":"http","direction":"gateway","start":"2025-04-20T04:22:24.317Z","duration_ms":156,"request":{"method":"POST","path":"/a?b=1","authority":"Svc.NS:8080","scheme":"https","protocol":"HTTP/2","headers":{"X-User":["jason","ann"],"user-agent":"curl/8.7.1","te":"trailers"},"body":"hello"},"response":{"code":503,"headers":{"x-a":"1","x-b":"2","x-c":"3","x-d":"4"},"body_bytes":7,"grpc_status":14,"flags":"UF,URX","code_details":"upstream_reset"},"peer":{"id":"sidecar~1.2.3.4~p.ns~ns.svc.cluster.local","node":{"NAME":"p","NAMESPACE":"ns"}},"connection":{"id":7,"mtls":true,"peer_principal":"spiffe://a","local_principal":"spiffe://b","source_address":"1.1.1.1:1","destination_address":"2.2.2.2:2","requested_server_name":"sni"},"upstream":{"cluster":"c1","address":"3.3.3.3:3","service":{"name":"s","namespace":"n","host":"h"},"endpoint_metadata":"w;n;c;r;k"},"route_name":"r1","grpc_messages":[{"request":2,"response":3}]}"#;
+        let minimal = r#"{"kind":"http","direction":"inbound","start":"2025-04-20T04:22:25Z"}"#;
+        let reset = r#"{"kind":"http","direction":"outbound","start":"2025-04-20T04:22:26Z","response":null,"request":{"authority":"a.b","headers":{"x":"y"}}}"#;
+        let escaped = r#"{"kind":"http","direction":"outbound","start":"2025-04-20T04:22:27Z","request":{"path":"/\u00e9\"q","headers":{"X-\u0045":"a\\b"}},"response":{"headers":{}}}"#;
+        let lines = [rich, minimal, reset, escaped];
+        for first in lines {
+            for second in lines {
+                let evs = read_recycling(&format!("{first}\n{second}\n{first}\n"));
+                // A fresh decoder; the blank line keeps the line number (the default
+                // `connection.id`) the same.
+                let fresh = read(&format!("\n{second}\n"));
+                assert_eq!(evs[1], fresh[0], "{second} after {first}");
+                let fresh_first = read(first);
+                assert_eq!(
+                    evs[0].as_ref().map(|e| &e.event),
+                    fresh_first[0].as_ref().map(|e| &e.event)
+                );
+                // Back again: the third line equals the first (apart from its line number).
+                let (a, b) = (evs[0].as_ref().unwrap(), evs[2].as_ref().unwrap());
+                let (Event::Http(a), Event::Http(b)) = (&a.event, &b.event) else {
+                    panic!("not http");
+                };
+                let mut b = b.clone();
+                b.connection.id = a.connection.id;
+                assert_eq!(*a, b, "{first} after {second}");
+            }
+        }
+        // Spot checks that the lines really differ where it matters.
+        let evs = read_recycling(&format!("{rich}\n{minimal}\n"));
+        let m = http(&evs[1]);
+        assert_eq!(
+            m.request.headers,
+            vec![
+                (":path".to_string(), "/".to_string()),
+                (":method".to_string(), "GET".to_string()),
+                (":scheme".to_string(), "http".to_string()),
+            ]
+        );
+        let r = m.response.as_ref().unwrap();
+        assert_eq!(r.headers, vec![(":status".to_string(), "200".to_string())]);
+        assert!(r.trailers.is_empty() && r.body.is_empty() && m.request.body.is_empty());
+        assert_eq!(m.peer, None);
+        assert_eq!(m.upstream.service, None);
+        assert_eq!(m.connection.peer_principal, None);
+        assert_eq!(m.grpc_messages, None);
+        let evs = read_recycling(&format!("{rich}\n{escaped}\n"));
+        let e = &http(&evs[1]).request.headers;
+        assert_eq!(e[0], (":path".to_string(), "/\u{e9}\"q".to_string()));
+        assert_eq!(e[3], ("x-e".to_string(), "a\\b".to_string()));
+        let rich_ev = http(&evs[0]);
+        assert_eq!(rich_ev.request.body, b"hello");
+        assert_eq!(rich_ev.response.as_ref().unwrap().body, b"xxxxxxx");
+        assert_eq!(
+            rich_ev.response.as_ref().unwrap().trailers,
+            vec![("grpc-status".to_string(), "14".to_string())]
+        );
+    }
+
+    /// A rejected line between two events leaves the recycled buffers usable.
+    #[test]
+    fn rejected_line_between_recycled_events() {
+        let a = r#"{"kind":"http","direction":"inbound","request":{"headers":{"a":"1","b":"2"}}}"#;
+        let bad = r#"{"kind":"http","direction":"inbound","request":{"headers":{"c":"3"},"body":"x","body_bytes":1}}"#;
+        let b = r#"{"kind":"http","direction":"inbound","start":"2025-04-20T04:22:25Z"}"#;
+        let evs = read_recycling(&format!("{a}\n{bad}\n{b}\n"));
+        assert_eq!(
+            evs[1],
+            Err(LineError {
+                line: 2,
+                reason: "request: give body_bytes or body, not both".into()
+            })
+        );
+        assert_eq!(evs[2], read(&format!("\n\n{b}"))[0]);
     }
 
     #[test]
