@@ -45,12 +45,12 @@ use crate::stream::{
 
 const NS_PER_MS: f64 = 1_000_000.0;
 
-/// One decoded traffic line. (HTTP is the common case and is kept inline; boxing it would add
-/// an allocation per line for nothing.)
-#[allow(clippy::large_enum_variant)]
+/// One decoded traffic line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Http(HttpExchange),
+    /// Boxed: the box is recycled with the exchange (no allocation per line), and an event
+    /// moves as a pointer instead of a few hundred bytes.
+    Http(Box<HttpExchange>),
     Tcp(TcpConnection),
     /// `{"kind":"reload"}` (addition): a listener update re-delivering the configuration.
     Reload(Reload),
@@ -179,7 +179,7 @@ struct LineState {
     /// HTTP line is written into it, so its strings, header vectors and body buffers are
     /// reused instead of allocated and freed once a line (the decoder's largest cost after
     /// scanning the JSON).
-    spare: Option<HttpExchange>,
+    spare: Option<Box<HttpExchange>>,
 }
 
 /// Decoded peers by their JSON text. A traffic file repeats a few peers on every line, and the
@@ -366,8 +366,8 @@ impl LineState {
 }
 
 /// An exchange to write a line into when there is no recycled one.
-fn empty_exchange() -> HttpExchange {
-    HttpExchange {
+fn empty_exchange() -> Box<HttpExchange> {
+    Box::new(HttpExchange {
         direction: Direction::Inbound,
         start_ns: 0,
         duration_ns: 0,
@@ -381,7 +381,7 @@ fn empty_exchange() -> HttpExchange {
         route_name: String::new(),
         peer: None,
         grpc_messages: None,
-    }
+    })
 }
 
 /// Decodes again with path tracking to name the field at fault.
@@ -778,11 +778,18 @@ macro_rules! raw_shapes {
 
         /// Writes the connection into `out` (every field), reusing its strings.
         pub(super) fn fill_connection(
-            raw: Option<RawConnection>,
+            raw: Option<&RawConnection>,
             line: usize,
             out: &mut ConnectionInfo,
         ) {
-            let raw = raw.unwrap_or_default();
+            let absent;
+            let raw = match raw {
+                Some(r) => r,
+                None => {
+                    absent = RawConnection::default();
+                    &absent
+                }
+            };
             let ConnectionInfo {
                 id,
                 mtls,
@@ -804,11 +811,18 @@ macro_rules! raw_shapes {
         /// Writes the upstream into `out` (every field), reusing its strings;
         /// `default_cluster` writes the cluster name into a cleared string when none is given.
         pub(super) fn fill_upstream(
-            raw: Option<RawUpstream>,
+            raw: Option<&RawUpstream>,
             out: &mut UpstreamInfo,
             default_cluster: impl FnOnce(&Option<RawService>, &mut String),
         ) {
-            let raw = raw.unwrap_or_default();
+            let absent;
+            let raw = match raw {
+                Some(r) => r,
+                None => {
+                    absent = RawUpstream::default();
+                    &absent
+                }
+            };
             let UpstreamInfo {
                 cluster_name,
                 address,
@@ -879,7 +893,7 @@ macro_rules! raw_shapes {
             }
 
             fn into_http(
-                self,
+                &self,
                 start_ns: i64,
                 line: usize,
                 peer: Option<&Peer>,
@@ -895,10 +909,21 @@ macro_rules! raw_shapes {
                     .map(|b| (b.at_ms, b.request, b.response))
                     .collect();
                 let plan = http_plan(&batches, self.stop_after_ms, duration_ns)?;
-                let req = self.request.unwrap_or_default();
-                let resp = match self.response {
-                    None => Some(RawResponse::default()),
+                let absent_req;
+                let req = match &self.request {
                     Some(r) => r,
+                    None => {
+                        absent_req = RawRequest::default();
+                        &absent_req
+                    }
+                };
+                let absent_resp;
+                let resp = match &self.response {
+                    None => {
+                        absent_resp = RawResponse::default();
+                        Some(&absent_resp)
+                    }
+                    Some(r) => r.as_ref(),
                 };
                 // Every check before the first write: a rejected line leaves nothing half-set
                 // that matters (the next line overwrites all of `out` anyway).
@@ -938,11 +963,11 @@ macro_rules! raw_shapes {
                 *out_duration_ns = duration_ns;
                 fill(protocol, opt_str(&req.protocol, default_protocol));
 
-                fill_connection(self.connection, line, connection);
+                fill_connection(self.connection.as_ref(), line, connection);
                 let (host, authority_port) = split_host_port(authority);
                 let port = authority_port.unwrap_or_else(|| scheme_port(scheme));
                 let dest_port = split_host_port(&connection.destination_address).1;
-                fill_upstream(self.upstream, upstream, |_, name| match dir {
+                fill_upstream(self.upstream.as_ref(), upstream, |_, name| match dir {
                     Direction::Inbound => inbound_cluster(name, dest_port.unwrap_or(port)),
                     Direction::Outbound | Direction::Gateway => {
                         let _ = write!(name, "outbound|{port}||{host}");
@@ -997,7 +1022,7 @@ macro_rules! raw_shapes {
 
                 fill(route_name, opt_str(&self.route_name, "default"));
                 fill_peer(out_peer, peer);
-                *grpc_messages = self.grpc_messages.map(|batches| {
+                *grpc_messages = self.grpc_messages.as_ref().map(|batches| {
                     batches.iter().fold((0u64, 0u64), |(q, r), b| {
                         (q.saturating_add(b.request), r.saturating_add(b.response))
                     })
@@ -1006,17 +1031,17 @@ macro_rules! raw_shapes {
             }
 
             fn into_tcp(
-                self,
+                &self,
                 start_ns: i64,
                 line: usize,
                 peer: Option<Peer>,
             ) -> Result<TcpConnection, String> {
                 let dir = direction(self.direction);
                 let mut connection = ConnectionInfo::default();
-                fill_connection(self.connection, line, &mut connection);
+                fill_connection(self.connection.as_ref(), line, &mut connection);
                 let dest_port = split_host_port(&connection.destination_address).1;
                 let mut upstream = UpstreamInfo::default();
-                fill_upstream(self.upstream, &mut upstream, |service, name| match dir {
+                fill_upstream(self.upstream.as_ref(), &mut upstream, |service, name| match dir {
                     Direction::Inbound => inbound_cluster(name, dest_port.unwrap_or(0)),
                     Direction::Outbound | Direction::Gateway => {
                         match (service.as_ref().map(|s| s.host.as_str()), dest_port) {
@@ -1075,14 +1100,14 @@ trait RawLine {
     fn http_fields(&self) -> [(&'static str, bool); 5];
     /// Writes the exchange into `out`, every field of it (`out` may be a recycled event).
     fn into_http(
-        self,
+        &self,
         start_ns: i64,
         line: usize,
         peer: Option<&Peer>,
         out: &mut HttpExchange,
     ) -> Result<HttpPlan, String>;
     fn into_tcp(
-        self,
+        &self,
         start_ns: i64,
         line: usize,
         peer: Option<Peer>,
