@@ -186,7 +186,10 @@ struct LineState {
 /// peer object (node metadata with its label map) was about a third of decoding a line.
 #[derive(Debug, Default)]
 struct PeerCache {
-    map: rustc_hash::FxHashMap<Box<str>, Peer>,
+    /// JSON text → index in `peers` (an index, so a hit is one hash of the text: a borrow
+    /// returned from a first lookup could not coexist with the insert after a miss).
+    map: rustc_hash::FxHashMap<Box<str>, usize>,
+    peers: Vec<Peer>,
 }
 
 /// Distinct peers kept before the cache is cleared (memory stays flat on unique peers).
@@ -201,17 +204,21 @@ impl PeerCache {
             return Some(None);
         };
         let text = raw.get();
-        // (`contains_key` then `get`: returning the first lookup's borrow from inside the `if`
-        // is beyond today's borrow checker.)
-        if !self.map.contains_key(text) {
-            let parsed: strict::RawPeer = serde_json::from_str(text).ok()?;
-            let peer = strict::peer(Some(parsed))?;
-            if self.map.len() >= PEER_CACHE_LIMIT {
-                self.map.clear();
+        let i = match self.map.get(text) {
+            Some(&i) => i,
+            None => {
+                let parsed: strict::RawPeer = serde_json::from_str(text).ok()?;
+                let peer = strict::peer(Some(parsed))?;
+                if self.peers.len() >= PEER_CACHE_LIMIT {
+                    self.map.clear();
+                    self.peers.clear();
+                }
+                self.map.insert(text.into(), self.peers.len());
+                self.peers.push(peer);
+                self.peers.len() - 1
             }
-            self.map.insert(text.into(), peer);
-        }
-        self.map.get(text).map(Some)
+        };
+        self.peers.get(i).map(Some)
     }
 }
 
@@ -1769,6 +1776,33 @@ mod tests {
             rich_ev.response.as_ref().unwrap().trailers,
             vec![("grpc-status".to_string(), "14".to_string())]
         );
+    }
+
+    /// Past `PEER_CACHE_LIMIT` distinct peers the cache starts over; every line still gets
+    /// its own peer (the default id is derived by hand from NAME/NAMESPACE, see
+    /// `default_peer_id`), and a peer seen again after the reset decodes the same.
+    #[test]
+    fn peer_cache_reset_keeps_every_peer_right() {
+        let n = PEER_CACHE_LIMIT + 5;
+        let mut text = String::new();
+        for i in (0..n).chain([0, n - 1]) {
+            text.push_str(&format!(
+                "{{\"kind\":\"http\",\"direction\":\"inbound\",\"peer\":{{\"node\":{{\"NAME\":\"p{i}\",\"NAMESPACE\":\"ns\"}}}}}}\n"
+            ));
+        }
+        let evs = read_recycling(&text);
+        assert_eq!(evs.len(), n + 2);
+        for (ev, i) in evs.iter().zip((0..n).chain([0, n - 1])) {
+            let peer = http(ev).peer.as_ref().unwrap();
+            assert_eq!(
+                peer.id,
+                format!("sidecar~0.0.0.0~p{i}.ns~ns.svc.cluster.local")
+            );
+            assert_eq!(
+                peer.metadata.get("NAME").and_then(|v| v.as_str()),
+                Some(&*format!("p{i}"))
+            );
+        }
     }
 
     /// A rejected line between two events leaves the recycled buffers usable.
