@@ -971,13 +971,19 @@ macro_rules! raw_shapes {
                 fill(protocol, opt_str(&req.protocol, default_protocol));
 
                 fill_connection(self.connection.as_ref(), line, connection);
-                let (host, authority_port) = split_host_port(authority);
-                let port = authority_port.unwrap_or_else(|| scheme_port(scheme));
-                let dest_port = split_host_port(&connection.destination_address).1;
-                fill_upstream(self.upstream.as_ref(), upstream, |_, name| match dir {
-                    Direction::Inbound => inbound_cluster(name, dest_port.unwrap_or(port)),
-                    Direction::Outbound | Direction::Gateway => {
-                        let _ = write!(name, "outbound|{port}||{host}");
+                // Only a line without `upstream.cluster` needs the authority and addresses split.
+                let destination = connection.destination_address.as_str();
+                fill_upstream(self.upstream.as_ref(), upstream, |_, name| {
+                    let (host, authority_port) = split_host_port(authority);
+                    let port = authority_port.unwrap_or_else(|| scheme_port(scheme));
+                    match dir {
+                        Direction::Inbound => {
+                            let dest_port = split_host_port(destination).1;
+                            inbound_cluster(name, dest_port.unwrap_or(port))
+                        }
+                        Direction::Outbound | Direction::Gateway => {
+                            let _ = write!(name, "outbound|{port}||{host}");
+                        }
                     }
                 });
 
