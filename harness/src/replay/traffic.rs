@@ -51,7 +51,7 @@ pub enum Event {
     /// Boxed: the box is recycled with the exchange (no allocation per line), and an event
     /// moves as a pointer instead of a few hundred bytes.
     Http(Box<HttpExchange>),
-    Tcp(TcpConnection),
+    Tcp(Box<TcpConnection>),
     /// `{"kind":"reload"}` (addition): a listener update re-delivering the configuration.
     Reload(Reload),
 }
@@ -332,7 +332,7 @@ impl LineState {
                     }
                 }
                 let mut exchange = self.spare.take().unwrap_or_else(empty_exchange);
-                let p = match raw.into_http(start_ns, line, peer, &mut exchange) {
+                let p = match raw.write_http(start_ns, line, peer, &mut exchange) {
                     Ok(p) => p,
                     Err(e) => {
                         self.spare = Some(exchange);
@@ -354,7 +354,7 @@ impl LineState {
                         warn(name.to_string(), "applies to http events only");
                     }
                 }
-                Event::Tcp(raw.into_tcp(start_ns, line, peer.cloned())?)
+                Event::Tcp(Box::new(raw.to_tcp(start_ns, line, peer.cloned())?))
             }
             other => {
                 return Err(format!(
@@ -899,7 +899,7 @@ macro_rules! raw_shapes {
                 ]
             }
 
-            fn into_http(
+            fn write_http(
                 &self,
                 start_ns: i64,
                 line: usize,
@@ -1043,7 +1043,7 @@ macro_rules! raw_shapes {
                 Ok(plan)
             }
 
-            fn into_tcp(
+            fn to_tcp(
                 &self,
                 start_ns: i64,
                 line: usize,
@@ -1112,14 +1112,14 @@ trait RawLine {
     fn tcp_fields(&self) -> [(&'static str, bool); 4];
     fn http_fields(&self) -> [(&'static str, bool); 5];
     /// Writes the exchange into `out`, every field of it (`out` may be a recycled event).
-    fn into_http(
+    fn write_http(
         &self,
         start_ns: i64,
         line: usize,
         peer: Option<&Peer>,
         out: &mut HttpExchange,
     ) -> Result<HttpPlan, String>;
-    fn into_tcp(
+    fn to_tcp(
         &self,
         start_ns: i64,
         line: usize,
