@@ -395,10 +395,14 @@ struct LeafSlot {
     val: OnceLock<Option<Box<dyn Val>>>,
 }
 
-const EMPTY_SLOT: LeafSlot = LeafSlot {
-    scalar: OnceLock::new(),
-    val: OnceLock::new(),
-};
+impl LeafSlot {
+    const fn new() -> Self {
+        LeafSlot {
+            scalar: OnceLock::new(),
+            val: OnceLock::new(),
+        }
+    }
+}
 
 /// Memo slots handed out in order of first use: a request reads a handful of leaves, so a
 /// slot per entry of [`LEAVES`] (2 KB to allocate and zero per request) would be mostly waste.
@@ -504,11 +508,11 @@ impl<'h> Attributes<'h> {
         if k == IN_FULL_TABLE {
             return self
                 .full
-                .get_or_init(|| Box::new([EMPTY_SLOT; LEAVES.len()]))
+                .get_or_init(|| Box::new([const { LeafSlot::new() }; LEAVES.len()]))
                 .get(i);
         }
         self.few
-            .get_or_init(|| Box::new([EMPTY_SLOT; FEW_SLOTS]))
+            .get_or_init(|| Box::new([const { LeafSlot::new() }; FEW_SLOTS]))
             .get(k as usize - 1)
     }
 
