@@ -404,7 +404,7 @@ fn joined(map: &[(String, String)], key: &str) -> String {
 fn request(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let h = s.facts.http().ok_or(Status::NotFound)?;
-    let hdrs = &s.maps[MAP_REQ_HEADERS];
+    let hdrs = visible(s, MAP_REQ_HEADERS);
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
     let hv = |name: &str| header(hdrs, name).ok_or(Status::NotFound);
     match field {
@@ -437,6 +437,32 @@ fn request(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     }
 }
 
+/// The header map `m` as Envoy's CEL wrappers see it: its Wasm context holds the map only
+/// during the callback that delivers it (`request_headers_` & co. are reset once the callback
+/// continues, `context.cc` decodeHeaders/encodeHeaders) and hands the access-log copies to
+/// `onLog`. Elsewhere — a later callback, a mid-stream tick — the wrapper gets a null map:
+/// header-backed attributes (`request.method`, `request.headers[…]`, …) are absent, `request.size`
+/// falls back to the bytes received.
+fn visible(s: &StreamState, m: usize) -> &[(String, String)] {
+    if s.live[m] || s.log_phase {
+        &s.maps[m]
+    } else {
+        &[]
+    }
+}
+
+/// `Grpc::Utility::httpToGrpcStatus` (grpc's HTTP→gRPC status mapping).
+fn http_to_grpc_status(http: i64) -> i64 {
+    match http {
+        400 => 13,             // INTERNAL
+        401 => 16,             // UNAUTHENTICATED
+        403 => 7,              // PERMISSION_DENIED
+        404 => 12,             // UNIMPLEMENTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    }
+}
+
 fn response(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
     let s = view.stream.ok_or(Status::NotFound)?;
     let (field, rest) = rest.split_first().ok_or(Status::SerializationFailure)?;
@@ -459,14 +485,17 @@ fn response(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
         }
         b"flags" => leaf_u64(if s.log_phase { h.response_flags } else { 0 }, rest, out),
         b"grpc_status" => {
-            let v = header(&s.maps[MAP_RESP_TRAILERS], "grpc-status")
-                .or_else(|| header(&s.maps[MAP_RESP_HEADERS], "grpc-status"))
+            // `Grpc::Common::getGrpcStatus(trailers, headers, info)`: the trailers' grpc-status,
+            // else the headers', else inferred from the HTTP status (`httpToGrpcStatus`).
+            let v = header(visible(s, MAP_RESP_TRAILERS), "grpc-status")
+                .or_else(|| header(visible(s, MAP_RESP_HEADERS), "grpc-status"))
                 .and_then(|v| v.trim().parse::<i64>().ok())
+                .or_else(|| s.response_code.map(http_to_grpc_status))
                 .ok_or(Status::NotFound)?;
             leaf_i64(v, rest, out)
         }
-        b"headers" if s.response_started => header_map(&s.maps[MAP_RESP_HEADERS], rest, out),
-        b"trailers" if s.response_started => header_map(&s.maps[MAP_RESP_TRAILERS], rest, out),
+        b"headers" if s.response_started => header_map(visible(s, MAP_RESP_HEADERS), rest, out),
+        b"trailers" if s.response_started => header_map(visible(s, MAP_RESP_TRAILERS), rest, out),
         b"size" if s.response_started || s.log_phase => leaf_i64(s.bytes_sent as i64, rest, out),
         b"total_size" if s.log_phase => leaf_i64(
             (s.bytes_sent
@@ -723,12 +752,6 @@ pub fn encode_metadata(filter_metadata: &[(String, Json)]) -> Vec<u8> {
     out
 }
 
-/// The string-splitting implementation this module replaced, kept to check that the byte
-/// dispatch answers every path exactly as it did.
-#[cfg(test)]
-#[path = "properties_reference.rs"]
-mod reference;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -779,71 +802,39 @@ mod tests {
     }
 }
 
-/// Every path a vocabulary of real and near-miss parts can form, in several stream states,
-/// answered by the byte dispatch and by the previous string implementation: same status, same
-/// bytes.
+/// Header-backed attributes exist only while Envoy's Wasm context holds the header map (the
+/// callback that delivers it, or `onLog` with the access-log copies), and `response.grpc_status`
+/// falls back to the HTTP status (Envoy 1.21–1.25 `filters/common/expr/context.cc`
+/// RequestWrapper/ResponseWrapper; `Grpc::Common::getGrpcStatus` with stream info).
 #[cfg(test)]
-mod same_as_reference {
+mod header_visibility {
     use super::*;
-    use crate::filter_state::FilterState;
-    use crate::host_state::{Facts, RootInfo, StreamState, MAP_REQ_TRAILERS};
+    use crate::host_state::{Facts, StreamState};
     use crate::stream::*;
 
-    fn conn_info(mtls: bool) -> ConnectionInfo {
-        ConnectionInfo {
-            id: 7,
-            mtls,
-            local_principal: Some("spiffe://cluster.local/ns/a/sa/x".into()),
-            peer_principal: Some("spiffe://cluster.local/ns/b/sa/y".into()),
-            source_address: "10.0.0.1:4000".into(),
-            destination_address: "[::1]:80".into(),
-            requested_server_name: "sni.example".into(),
-        }
-    }
-
-    fn upstream_info(with_service: bool) -> UpstreamInfo {
-        UpstreamInfo {
-            cluster_name: "outbound|80||svc".into(),
-            address: Some("10.0.0.2:3000".into()),
-            service: with_service.then(|| ServiceRef {
-                name: "svc".into(),
-                namespace: "ns".into(),
-                host: "svc.ns.svc.cluster.local".into(),
-            }),
-            endpoint_workload: with_service.then(|| "w;ns;svc;v1;k".to_string()),
-        }
-    }
-
-    fn exchange(direction: Direction, mtls: bool) -> HttpExchange {
+    fn exchange() -> HttpExchange {
         HttpExchange {
-            direction,
-            start_ns: 123,
-            duration_ns: 456,
+            direction: Direction::Outbound,
+            start_ns: 1,
+            duration_ns: 2,
             protocol: "HTTP/2".into(),
             request: HttpMessage::default(),
             response: None,
-            response_flags: 0x40,
+            response_flags: 0,
             code_details: String::new(),
-            connection: conn_info(mtls),
-            upstream: upstream_info(mtls),
-            route_name: "r".into(),
+            connection: ConnectionInfo::default(),
+            upstream: UpstreamInfo::default(),
+            route_name: String::new(),
             peer: None,
             grpc_messages: None,
         }
     }
 
-    fn tcp() -> TcpConnection {
-        TcpConnection {
-            direction: Direction::Outbound,
-            start_ns: 1,
-            duration_ns: 2,
-            received_bytes: 3,
-            sent_bytes: 4,
-            chunks: 1,
-            connection: conn_info(true),
-            upstream: upstream_info(false),
-            peer: None,
-            mx: MxOutcome::None,
+    fn node() -> LocalNode {
+        LocalNode {
+            id: "n".into(),
+            cluster: "c".into(),
+            metadata: serde_json::Map::new(),
         }
     }
 
@@ -853,278 +844,99 @@ mod same_as_reference {
             .collect()
     }
 
-    fn filter_state() -> FilterState {
-        let mut fs = FilterState::new();
-        fs.set_wasm(b"upstream_peer", b"\x01flat");
-        fs.set_wasm(b"istio_operationId", b"getitems");
-        fs.set_wasm(b"a\0b", b"nul in name");
-        fs.set_wasm(b"\xff\xfe", b"not utf-8");
-        fs.set_wasm(b"", b"empty name");
-        fs.set(b"envoy.filters.http.grpc_stats", b"1,2", false);
-        fs
-    }
-
-    fn streams(h: &HttpExchange, h2: &HttpExchange, t: &TcpConnection) -> Vec<StreamState> {
-        let mut v = Vec::new();
-        for (facts, log, started) in [
-            (Facts::Http(h), false, false),
-            (Facts::Http(h), false, true),
-            (Facts::Http(h2), true, true),
-            (Facts::Tcp(t), false, false),
-            (Facts::None, false, false),
-        ] {
-            let mut s = StreamState {
-                facts,
-                log_phase: log,
-                response_started: started,
-                routed: started,
-                bytes_received: 10,
-                bytes_sent: 20,
-                response_code: started.then_some(200),
-                code_details: if started {
-                    "via_upstream".into()
-                } else {
-                    String::new()
-                },
-                filter_state: filter_state(),
-                ..StreamState::default()
-            };
-            s.maps[MAP_REQ_HEADERS] = pairs(&[
-                (":path", "/items?x=1"),
-                (":authority", "svc"),
-                (":method", "GET"),
-                (":scheme", "http"),
-                ("x-rep", ""),
-                ("x-rep", "b"),
-                ("x-rep", "c"),
-                ("Upper", "u"),
-                ("content-length", if log { " 12 " } else { "nan" }),
-                ("user-agent", "ua"),
-                ("héader", "ü"),
-            ]);
-            s.maps[MAP_REQ_TRAILERS] = pairs(&[("t", "1")]);
-            s.maps[MAP_RESP_HEADERS] = pairs(&[(":status", "200"), ("grpc-status", " 3")]);
-            s.maps[MAP_RESP_TRAILERS] = pairs(&[("grpc-status", "x")]);
-            v.push(s);
-        }
-        v
-    }
-
-    const PARTS: &[&str] = &[
-        "",
-        "request",
-        "response",
-        "connection",
-        "source",
-        "destination",
-        "upstream",
-        "node",
-        "cluster_name",
-        "cluster_metadata",
-        "upstream_host_metadata",
-        "route_name",
-        "metadata",
-        "route_metadata",
-        "listener_metadata",
-        "listener_direction",
-        "plugin_name",
-        "plugin_root_id",
-        "plugin_vm_id",
-        "connection_id",
-        "filter_state",
-        "upstream_peer",
-        "istio_operationId",
-        "a",
-        "b",
-        "path",
-        "url_path",
-        "host",
-        "scheme",
-        "method",
-        "referer",
-        "useragent",
-        "id",
-        "headers",
-        "trailers",
-        "time",
-        "protocol",
-        "duration",
-        "size",
-        "total_size",
-        "code",
-        "code_details",
-        "flags",
-        "grpc_status",
-        "mtls",
-        "requested_server_name",
-        "tls_version",
-        "uri_san_local_certificate",
-        "uri_san_peer_certificate",
-        "address",
-        "port",
-        "cluster",
-        "NAME",
-        "LABELS",
-        "app",
-        "PORT",
-        "filter_metadata",
-        "istio",
-        "services",
-        "workload",
-        "0",
-        "00",
-        "+0",
-        "1",
-        "name",
-        "namespace",
-        "x-rep",
-        "X-REP",
-        "upper",
-        "Upper",
-        "héader",
-        "HÉader",
-        "envoy.filters.http.grpc_stats",
-        "wasm.upstream_peer",
-        "requesT",
-    ];
-
-    fn node() -> LocalNode {
-        let serde_json::Value::Object(metadata) = serde_json::json!({
-            "NAME": "n", "PORT": 15020, "LABELS": {"app": "x", "list": [1, "two", null]},
-            "NULL": null, "istio": {"services": [{"name": "m"}]},
-        }) else {
-            unreachable!()
+    fn read(s: &StreamState, path: &[u8]) -> Result<Vec<u8>, Status> {
+        let node = node();
+        let view = PropertyView {
+            node: &node,
+            root: RootRef::Known(None),
+            stream: Some(s),
         };
-        let mut metadata = metadata;
-        // 16 levels of {"a": …} around a string: deep enough to cross the 16-part limit.
-        let mut deep = serde_json::json!("leaf");
-        for _ in 0..16 {
-            deep = serde_json::json!({ "a": deep });
-        }
-        metadata.insert("DEEP".into(), deep);
-        LocalNode {
-            id: "sidecar~1".into(),
-            cluster: "c".into(),
-            metadata,
-        }
+        let mut out = Vec::new();
+        get_property(&view, path, &mut out).map(|()| out)
     }
 
-    fn check(
-        node: &LocalNode,
-        root: Option<&RootInfo>,
-        lazy: RootRef<'_>,
-        s: Option<&StreamState>,
-        path: &[u8],
-    ) {
-        for new_root in [RootRef::Known(root), lazy] {
-            check_one(node, root, new_root, s, path);
-        }
-    }
-
-    fn check_one(
-        node: &LocalNode,
-        root: Option<&RootInfo>,
-        new_root: RootRef<'_>,
-        s: Option<&StreamState>,
-        path: &[u8],
-    ) {
-        let new_view = PropertyView {
-            node,
-            root: new_root,
-            stream: s,
+    fn stream(h: &HttpExchange) -> StreamState {
+        let mut s = StreamState {
+            facts: Facts::Http(h),
+            response_started: true,
+            bytes_received: 10,
+            response_code: Some(503),
+            ..StreamState::default()
         };
-        let old_view = reference::PropertyView {
-            node,
-            root,
-            stream: s,
-        };
-        let (mut a, mut b) = (vec![9u8], vec![9u8]);
-        let ra = get_property(&new_view, path, &mut a);
-        let rb = reference::get_property(&old_view, path, &mut b);
-        assert_eq!(ra, rb, "status of {:?}", String::from_utf8_lossy(path));
-        if ra.is_ok() {
-            assert_eq!(a, b, "bytes of {:?}", String::from_utf8_lossy(path));
-        }
+        s.maps[MAP_REQ_HEADERS] = pairs(&[
+            (":method", "POST"),
+            (":path", "/items"),
+            ("content-length", "7"),
+        ]);
+        s.maps[MAP_RESP_HEADERS] = pairs(&[(":status", "503")]);
+        s
     }
 
     #[test]
-    fn every_vocabulary_path() {
-        let h = exchange(Direction::Inbound, true);
-        let h2 = exchange(Direction::Outbound, true);
-        let t = tcp();
-        let node = node();
-        let root = RootInfo {
-            plugin_name: "p".into(),
-            root_id: "r".into(),
-            vm_id: "v".into(),
-            plugin_configuration: Vec::new(),
-            direction: Some(Direction::Gateway),
-            tick_period_ms: 0,
-            next_tick_ns: 0,
-        };
-        let streams = streams(&h, &h2, &t);
-        let mut paths: Vec<Vec<u8>> = Vec::new();
-        for a in PARTS {
-            paths.push(a.as_bytes().to_vec());
-            for b in PARTS {
-                paths.push(format!("{a}\0{b}").into_bytes());
-                for c in [
-                    "", "0", "app", "x-rep", "name", "istio", "LABELS", "list", "2",
-                ] {
-                    paths.push(format!("{a}\0{b}\0{c}").into_bytes());
-                }
-            }
-        }
-        for p in [
-            "cluster_metadata\0filter_metadata\0istio\0services\x000\0name",
-            "cluster_metadata\0filter_metadata\0istio\0services\x0000\0host",
-            "cluster_metadata\0filter_metadata\0istio\0services\x00+0\0namespace",
-            "cluster_metadata\0filter_metadata\0istio\0services\x001\0name",
-            "cluster_metadata\0filter_metadata\0istio\0services\x000\0other",
-            "cluster_metadata\0filter_metadata\0istio\0services\x000\0name\0x",
-            "cluster_metadata\0filter_metadata\0istio\0services\x000",
-            "upstream_host_metadata\0filter_metadata\0istio\0workload",
-            "upstream_host_metadata\0filter_metadata\0istio\0workload\0x",
-            "node\0metadata\0LABELS\0list\x001",
-            "node\0metadata\0LABELS\0list\x002",
-            "node\0metadata\0LABELS\0list\0x",
-            "node\0metadata\0NULL",
-            "node\0metadata\0istio\0services\x000\0name",
-            "a\0b",
-            "request\0headers\0x-rep\0",
-            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
-            "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
-            "request\0a\0b\0c\0d\0e\0f\0g\0h\0i\0j\0k\0l\0m\0n\0o",
-            "request\0a\0b\0c\0d\0e\0f\0g\0h\0i\0j\0k\0l\0m\0n\0o\0p",
+    fn request_headers_are_visible_in_their_callback_and_at_log_only() {
+        let h = exchange();
+        let mut s = stream(&h);
+        // Another callback (response headers, a mid-stream tick): Envoy's wrapper has no map.
+        assert_eq!(read(&s, b"request\0method"), Err(Status::NotFound));
+        assert_eq!(read(&s, b"request\0url_path"), Err(Status::NotFound));
+        assert_eq!(
+            read(&s, b"request\0headers\0content-length"),
+            Err(Status::NotFound)
+        );
+        // `request.size` without headers: the bytes received so far (10), not content-length.
+        assert_eq!(read(&s, b"request\0size"), Ok(10i64.to_le_bytes().to_vec()));
+        // Not header-backed: still there.
+        assert_eq!(read(&s, b"request\0protocol"), Ok(b"HTTP/2".to_vec()));
+        // During the request-headers callback.
+        s.live[MAP_REQ_HEADERS] = true;
+        assert_eq!(read(&s, b"request\0method"), Ok(b"POST".to_vec()));
+        assert_eq!(read(&s, b"request\0size"), Ok(7i64.to_le_bytes().to_vec()));
+        s.live[MAP_REQ_HEADERS] = false;
+        // At log: the access-log copy.
+        s.log_phase = true;
+        assert_eq!(read(&s, b"request\0method"), Ok(b"POST".to_vec()));
+    }
+
+    #[test]
+    fn grpc_status_falls_back_to_the_http_status() {
+        let h = exchange();
+        let mut s = stream(&h);
+        s.log_phase = true;
+        // No grpc-status anywhere: httpToGrpcStatus(503) = UNAVAILABLE (14).
+        assert_eq!(
+            read(&s, b"response\0grpc_status"),
+            Ok(14i64.to_le_bytes().to_vec())
+        );
+        for (http, grpc) in [
+            (200, 2i64),
+            (400, 13),
+            (401, 16),
+            (403, 7),
+            (404, 12),
+            (429, 14),
         ] {
-            paths.push(p.as_bytes().to_vec());
+            s.response_code = Some(http);
+            assert_eq!(
+                read(&s, b"response\0grpc_status"),
+                Ok(grpc.to_le_bytes().to_vec()),
+                "{http}"
+            );
         }
-        for k in 10..18 {
-            paths.push(format!("node\0metadata\0DEEP{}", "\0a".repeat(k)).into_bytes());
-        }
-        for p in [
-            &b"\xff\xfe"[..],
-            b"request\0path\xff",
-            b"request\0headers\0x-rep\xc3",
-            b"\xff\0\xfe",
-            b"upstream_peer\0\xff",
-        ] {
-            paths.push(p.to_vec());
-        }
-        // The lazy lookup as the host passes it: the VM's roots and the root id (id 9: a root
-        // context that is gone).
-        let mut roots = IdMap::default();
-        roots.insert(1, root.clone());
-        for s in streams.iter().map(Some).chain([None]) {
-            for (root, lazy) in [
-                (Some(&root), RootRef::Lazy(&roots, Some(1))),
-                (None, RootRef::Lazy(&roots, None)),
-                (None, RootRef::Lazy(&roots, Some(9))),
-            ] {
-                for p in &paths {
-                    check(&node, root, lazy, s, p);
-                }
-            }
-        }
+        // A grpc-status header wins over the inference.
+        s.maps[MAP_RESP_HEADERS].push(("grpc-status".into(), "5".into()));
+        assert_eq!(
+            read(&s, b"response\0grpc_status"),
+            Ok(5i64.to_le_bytes().to_vec())
+        );
+        // Outside the response-headers callback and the log, the header map is not there:
+        // the inference from the status code answers.
+        s.log_phase = false;
+        assert_eq!(
+            read(&s, b"response\0grpc_status"),
+            Ok(14i64.to_le_bytes().to_vec())
+        );
+        // No response yet: nothing to infer from.
+        s.response_code = None;
+        assert_eq!(read(&s, b"response\0grpc_status"), Err(Status::NotFound));
     }
 }
