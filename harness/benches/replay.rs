@@ -1,7 +1,9 @@
 //! Replay throughput: N synthetic HTTP events (`harness gen-traffic`'s traffic, streamed, never
-//! stored) through the Istio-default 1.17 chains (metadata exchange, attributegen, istio.stats on
-//! the real plugins), one thread. Prints events/s and peak RSS (`VmHWM`), then criterion
-//! measurements of decoding alone and of replaying a 10,000-event batch.
+//! stored), one thread, through the 1.17 chains of Istio's default schema on the real plugins:
+//! first istio.stats alone at its default config (the benchmark), then with attributegen
+//! in front (the frozen `istio-default-1.17` set). Prints events/s and peak RSS (`VmHWM`, of the
+//! whole process: the larger of the two), then criterion measurements of decoding alone and of
+//! replaying a 10,000-event batch through the full set.
 //!
 //! `cargo bench -p harness --bench replay` (REPLAY_BENCH_EVENTS=N to change the 1,000,000).
 //! Goal: ≥ 300,000 events/s.
@@ -37,12 +39,20 @@ impl EventSink for Sink {
     }
 }
 
-fn proxy() -> Proxy {
+const DEFAULT_SET: &str = "testdata/traffic/cli/istio-default-1.17";
+
+/// The default set without attributegen: istio.stats (HTTP and TCP) at Istio's default config.
+const STATS_ONLY: &[&str] = &[
+    "testdata/traffic/cli/istio-default-1.17/stats-filter.yaml",
+    "testdata/traffic/cli/istio-default-1.17/tcp-stats-filter.yaml",
+];
+
+fn proxy(filters: &[&str]) -> Proxy {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let args = SetupArgs {
         proxy_version: "1.17.8".into(),
         node: None,
-        envoyfilter: vec![root.join("testdata/traffic/cli/istio-default-1.17")],
+        envoyfilter: filters.iter().map(|f| root.join(f)).collect(),
         wasm_dir: Some(xtask::plugins::ensure_built()),
         extra_stat_tags: Vec::new(),
     };
@@ -82,23 +92,27 @@ fn main() {
         decoded as f64 / decode_s
     );
 
-    let mut sink = Sink(proxy());
-    let summary = replay(&mut sink, events);
-    assert_eq!(summary.events, events);
-    assert_eq!(summary.events_failed, 0);
-    let text = harness::stats_sink::prometheus::render(
-        sink.0.stats(),
-        &harness::stats_sink::TagExtractor::istio(17, &[]),
-    );
-    println!(
-        "replay: {} events in {:.2} s = {:.0} events/s on one core (goal 300000); peak RSS {} MiB; exposition {} bytes",
-        summary.events,
-        summary.wall.as_secs_f64(),
-        summary.events_per_second(),
-        peak_rss_kib().map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
-        text.len()
-    );
-    drop(sink);
+    for (label, filters) in [
+        ("istio.stats alone, default config", STATS_ONLY),
+        ("attributegen + istio.stats", &[DEFAULT_SET][..]),
+    ] {
+        let mut sink = Sink(proxy(filters));
+        let summary = replay(&mut sink, events);
+        assert_eq!(summary.events, events);
+        assert_eq!(summary.events_failed, 0);
+        let text = harness::stats_sink::prometheus::render(
+            sink.0.stats(),
+            &harness::stats_sink::TagExtractor::istio(17, &[]),
+        );
+        println!(
+            "replay ({label}): {} events in {:.2} s = {:.0} events/s on one core (goal 300000); peak RSS so far {} MiB; exposition {} bytes",
+            summary.events,
+            summary.wall.as_secs_f64(),
+            summary.events_per_second(),
+            peak_rss_kib().map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            text.len()
+        );
+    }
 
     let mut c = Criterion::default().sample_size(10).configure_from_args();
     let batch = 10_000u64;
@@ -107,7 +121,7 @@ fn main() {
     group.bench_function("decode 10k lines", |b| {
         b.iter(|| black_box(TrafficReader::new(GenReader::new(batch)).count()))
     });
-    let mut sink = Sink(proxy());
+    let mut sink = Sink(proxy(&[DEFAULT_SET]));
     group.bench_function("replay 10k http events", |b| {
         b.iter(|| black_box(replay(&mut sink, batch).events))
     });
