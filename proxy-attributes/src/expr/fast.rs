@@ -34,6 +34,9 @@ pub(super) enum Fast {
     Attr(Vec<String>),
     /// `a == b` (`negate`: `!=`).
     Eq(Box<Fast>, Box<Fast>, bool),
+    /// `leaf == 'lit'` / `'lit' == leaf` (`negate`: `!=`): the commonest condition, evaluated
+    /// without recursing into both operands.
+    LeafEqStr(usize, String, bool),
     And(Box<Fast>, Box<Fast>),
     Or(Box<Fast>, Box<Fast>),
     Not(Box<Fast>),
@@ -103,8 +106,15 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
         E::Call(c) => {
             let arg = |i: usize| c.args.get(i).and_then(compile).map(Box::new);
             match (c.func_name.as_str(), &c.target, c.args.len()) {
-                (operators::EQUALS, None, 2) => Fast::Eq(arg(0)?, arg(1)?, false),
-                (operators::NOT_EQUALS, None, 2) => Fast::Eq(arg(0)?, arg(1)?, true),
+                (op @ (operators::EQUALS | operators::NOT_EQUALS), None, 2) => {
+                    let negate = op == operators::NOT_EQUALS;
+                    match (*arg(0)?, *arg(1)?) {
+                        (Fast::Leaf(i), Fast::Str(lit)) | (Fast::Str(lit), Fast::Leaf(i)) => {
+                            Fast::LeafEqStr(i, lit, negate)
+                        }
+                        (a, b) => Fast::Eq(Box::new(a), Box::new(b), negate),
+                    }
+                }
                 (operators::LOGICAL_AND, None, 2) => Fast::And(arg(0)?, arg(1)?),
                 (operators::LOGICAL_OR, None, 2) => Fast::Or(arg(0)?, arg(1)?),
                 (operators::LOGICAL_NOT, None, 1) => Fast::Not(arg(0)?),
@@ -160,6 +170,11 @@ pub(super) fn eval<'a>(f: &'a Fast, attrs: &'a Attributes<'_>) -> Option<Fv<'a>>
             };
             Fv::Bool(equal != *negate)
         }
+        Fast::LeafEqStr(i, lit, negate) => match attrs.leaf_scalar(*i)? {
+            Scalar::Str(v) => Fv::Bool((v == lit) != *negate),
+            // Another type against a string: CEL's heterogeneous equality, the interpreter's.
+            _ => return None,
+        },
         Fast::And(a, b) => match eval(a, attrs)? {
             Fv::Bool(false) => Fv::Bool(false),
             Fv::Bool(true) => Fv::Bool(as_bool(eval(b, attrs)?)?),

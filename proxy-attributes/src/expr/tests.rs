@@ -823,6 +823,11 @@ fn the_direct_evaluator_agrees_with_the_interpreter() {
         ),
         ("response.code == 200", true),
         ("response.code == '200'", true),
+        // Literal first, `!=`, a wrongly typed and an absent leaf (the leaf-vs-literal form).
+        ("'GET' == request.method", true),
+        ("request.method != 'POST'", true),
+        ("'200' != response.code", true),
+        ("request.referer == 'x'", true),
         ("request.method == 1", true),
         ("request.headers == 'x'", true),
         ("response.code.startsWith('2')", true),
