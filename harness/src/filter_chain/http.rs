@@ -80,13 +80,11 @@ impl Proxy {
         let active = Active::of(&chain);
         self.records.clear();
         self.traps.clear();
-        for e in chain.iter() {
-            if let ChainEntry::Wasm(p) = e {
-                self.plugins[*p].stream_ctx = 0;
-                // Envoy leaves a fail-open plugin whose VM failed out of new streams.
-                self.plugins[*p].skip =
-                    self.vms[self.plugins[*p].vm].poisoned.is_some() && self.plugins[*p].fail_open;
-            }
+        for p in active.plugins() {
+            self.plugins[p].stream_ctx = 0;
+            // Envoy leaves a fail-open plugin whose VM failed out of new streams.
+            self.plugins[p].skip =
+                self.vms[self.plugins[p].vm].poisoned.is_some() && self.plugins[p].fail_open;
         }
         // The previous stream's header maps are refilled in place (see `refill`).
         let mut spare_resp_headers;
@@ -287,33 +285,29 @@ impl Proxy {
                 s.code_details = x.code_details.clone();
             }
         }
-        for e in chain.iter() {
-            if let ChainEntry::Wasm(p) = *e {
-                if !self.plugins[p].skip {
-                    if let Err(err) = self.stream_call(p, Cb::Log) {
-                        self.failed(p, err);
-                    }
+        for p in active.plugins() {
+            if !self.plugins[p].skip {
+                if let Err(err) = self.stream_call(p, Cb::Log) {
+                    self.failed(p, err);
                 }
             }
         }
-        for e in chain.iter() {
-            if let ChainEntry::Wasm(p) = *e {
-                if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
-                    if let Err(err) = self.stream_call(p, Cb::Done) {
-                        self.failed(p, err);
-                    }
+        for p in active.plugins() {
+            if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
+                if let Err(err) = self.stream_call(p, Cb::Done) {
+                    self.failed(p, err);
                 }
-                if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
-                    if let Err(err) = self.stream_call(p, Cb::Delete) {
-                        self.failed(p, err);
-                    }
+            }
+            if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
+                if let Err(err) = self.stream_call(p, Cb::Delete) {
+                    self.failed(p, err);
                 }
-                // A context of a failed VM is simply forgotten.
-                let (vi, ctx) = (self.plugins[p].vm, self.plugins[p].stream_ctx);
-                if ctx != 0 {
-                    self.vms[vi].store.data_mut().contexts.remove(&ctx);
-                    self.plugins[p].stream_ctx = 0;
-                }
+            }
+            // A context of a failed VM is simply forgotten.
+            let (vi, ctx) = (self.plugins[p].vm, self.plugins[p].stream_ctx);
+            if ctx != 0 {
+                self.vms[vi].store.data_mut().contexts.remove(&ctx);
+                self.plugins[p].stream_ctx = 0;
             }
         }
         let s = self.stream_mut();
@@ -405,16 +399,14 @@ impl Proxy {
         mx_received: &mut (bool, bool),
     ) -> Flow {
         let reverse = matches!(ev, Ev::RespHeaders(_) | Ev::RespBody(_) | Ev::RespTrailers);
-        let chain = active.chain;
         let n = active.len();
         for k in 0..n {
-            let i = active.index(if reverse { n - 1 - k } else { k });
-            match &chain[i] {
+            match active.act(if reverse { n - 1 - k } else { k }) {
                 // Istio configures grpc_stats with `emit_filter_state: true`: the stats plugin
                 // reads the message counts from that filter state. Untimed batches are visible from
                 // the request headers on; timed ones (`HttpPlan`) are applied at their instants
                 // in `run_http_planned`, as Envoy updates the counts per message.
-                ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => {
+                Act::Grpc => {
                     if let (Ev::ReqHeaders(_), Some(s)) = (&ev, self.stream.as_deref_mut()) {
                         if let Some((q, r)) = self.grpc_at_headers {
                             let value = format!("{q},{r}");
@@ -422,8 +414,8 @@ impl Proxy {
                         }
                     }
                 }
-                ChainEntry::PassThrough(_) => {}
-                ChainEntry::MetadataExchange => {
+                Act::None => {}
+                Act::Mx => {
                     let (local, cache) = (&self.local_mx, &mut self.mx_cache);
                     let Some(s) = self.stream.as_deref_mut() else {
                         continue;
@@ -449,8 +441,7 @@ impl Proxy {
                         _ => {}
                     }
                 }
-                ChainEntry::Wasm(p) => {
-                    let p = *p;
+                Act::Wasm(p) => {
                     if self.plugins[p].skip {
                         continue;
                     }
@@ -515,6 +506,13 @@ impl Proxy {
                             continue;
                         }
                     };
+                    // Almost no callback defers anything: look before taking (and dropping) it.
+                    if self.stream_ref().deferred.is_empty() {
+                        if Action::from_i32(action) == Action::Pause {
+                            return Flow::Stalled;
+                        }
+                        continue;
+                    }
                     let deferred = std::mem::take(&mut self.stream_mut().deferred);
                     let want = if reverse { 1 } else { 0 };
                     let mut continued = false;
@@ -583,12 +581,34 @@ impl Proxy {
     }
 }
 
+/// What a chain entry does on stream events (decided once per stream, not per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// A pass-through filter other than grpc_stats: nothing.
+    None,
+    Grpc,
+    Mx,
+    Wasm(usize),
+}
+
+impl Act {
+    fn of(e: &ChainEntry) -> Act {
+        match e {
+            ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => Act::Grpc,
+            ChainEntry::PassThrough(_) => Act::None,
+            ChainEntry::MetadataExchange => Act::Mx,
+            ChainEntry::Wasm(p) => Act::Wasm(*p),
+        }
+    }
+}
+
 /// The entries of a chain that act on stream events, in chain order: a pass-through filter other
 /// than grpc_stats does nothing, and walking past the five of a default chain on every event
-/// cost more than the rest of the event loop.
+/// cost more than the rest of the event loop. Each entry's kind is classified once per stream
+/// (the grpc_stats name compare included).
 struct Active<'a> {
     chain: &'a [ChainEntry],
-    idx: [u16; ACTIVE_MAX],
+    acts: [Act; ACTIVE_MAX],
     n: usize,
     /// More than `ACTIVE_MAX` acting entries: every entry is visited.
     all: bool,
@@ -600,19 +620,20 @@ impl<'a> Active<'a> {
     fn of(chain: &'a [ChainEntry]) -> Active<'a> {
         let mut a = Active {
             chain,
-            idx: [0; ACTIVE_MAX],
+            acts: [Act::None; ACTIVE_MAX],
             n: 0,
             all: false,
         };
-        for (i, e) in chain.iter().enumerate() {
-            if matches!(e, ChainEntry::PassThrough(name) if name != GRPC_STATS_FILTER) {
+        for e in chain {
+            let act = Act::of(e);
+            if act == Act::None {
                 continue;
             }
-            if a.n == ACTIVE_MAX || i > u16::MAX as usize {
+            if a.n == ACTIVE_MAX {
                 a.all = true;
                 break;
             }
-            a.idx[a.n] = i as u16;
+            a.acts[a.n] = act;
             a.n += 1;
         }
         a
@@ -626,13 +647,21 @@ impl<'a> Active<'a> {
         }
     }
 
-    /// The chain index of the `k`-th visited entry.
-    fn index(&self, k: usize) -> usize {
+    /// What the `k`-th visited entry does.
+    fn act(&self, k: usize) -> Act {
         if self.all {
-            k
+            Act::of(&self.chain[k])
         } else {
-            self.idx[k] as usize
+            self.acts[k]
         }
+    }
+
+    /// The Wasm plugins of the chain, in chain order.
+    fn plugins(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter_map(|k| match self.act(k) {
+            Act::Wasm(p) => Some(p),
+            _ => None,
+        })
     }
 }
 

@@ -224,7 +224,18 @@ impl Proxy {
     }
 
     /// Delivers http-call responses issued by VM `vi` and queue notifications.
+    #[inline]
     pub(crate) fn follow_ups(&mut self, vi: usize) {
+        // Almost every callback leaves nothing to deliver: the look is inlined at each caller,
+        // the delivery loop is not.
+        if self.vms[vi].store.data().http_calls.is_empty() && self.world().shared.ready.is_empty() {
+            return;
+        }
+        self.deliver_follow_ups(vi);
+    }
+
+    #[inline(never)]
+    fn deliver_follow_ups(&mut self, vi: usize) {
         for _ in 0..MAX_FOLLOW_UPS {
             // Almost every callback leaves nothing to deliver: look before taking (and dropping)
             // the two vectors.
