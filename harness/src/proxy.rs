@@ -818,7 +818,7 @@ fn start_root(
         },
     );
     if let Err(CallError::Trap(t) | CallError::Poisoned(t)) = r {
-        return Err((START.into(), Some(t)));
+        return Err((START.into(), Some(*t)));
     }
     let started = vm.call_ex(
         world,
@@ -836,7 +836,7 @@ fn start_root(
     match started {
         Ok(true) => {}
         Ok(false) => return Err((START.into(), None)),
-        Err(CallError::Trap(t) | CallError::Poisoned(t)) => return Err((START.into(), Some(t))),
+        Err(CallError::Trap(t) | CallError::Poisoned(t)) => return Err((START.into(), Some(*t))),
     }
     let configured = vm.call_ex(
         world,
@@ -854,6 +854,6 @@ fn start_root(
     match configured {
         Ok(true) => Ok(root),
         Ok(false) => Err((CONFIGURE.into(), None)),
-        Err(CallError::Trap(t) | CallError::Poisoned(t)) => Err((CONFIGURE.into(), Some(t))),
+        Err(CallError::Trap(t) | CallError::Poisoned(t)) => Err((CONFIGURE.into(), Some(*t))),
     }
 }

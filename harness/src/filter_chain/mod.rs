@@ -114,7 +114,7 @@ impl Proxy {
         let (vi, root) = (plugin.vm, plugin.root_ctx);
         let vm = &mut self.vms[vi];
         if let Some(t) = &vm.poisoned {
-            return Err(CallError::Poisoned(t.clone()));
+            return Err(CallError::Poisoned(Box::new(t.clone())));
         }
         let h = vm.store.data_mut();
         let ctx = h.next_context_id;
@@ -292,7 +292,7 @@ impl Proxy {
                     None,
                 );
                 if let Err(CallError::Trap(t)) = r {
-                    self.traps.push(t);
+                    self.traps.push(*t);
                 }
             }
             for id in ready {
@@ -329,7 +329,7 @@ impl Proxy {
                     None,
                 );
                 if let Err(CallError::Trap(t)) = r {
-                    self.traps.push(t);
+                    self.traps.push(*t);
                 }
             }
         }
@@ -381,7 +381,7 @@ impl Proxy {
             self.record_root(vi, root, format!("proxy_on_tick({root})"), None);
             match r {
                 Ok(()) => self.follow_ups(vi),
-                Err(CallError::Trap(t)) => self.traps.push(t),
+                Err(CallError::Trap(t)) => self.traps.push(*t),
                 Err(CallError::Poisoned(_)) => {}
             }
         }
@@ -393,7 +393,7 @@ impl Proxy {
     /// stream; fail closed fails the stream (returns true).
     pub(crate) fn failed(&mut self, p: usize, e: CallError) -> bool {
         if let CallError::Trap(t) = e {
-            self.traps.push(t);
+            self.traps.push(*t);
         }
         self.plugins[p].skip = true;
         !self.plugins[p].fail_open

@@ -365,8 +365,8 @@ impl Vm {
         });
         match r {
             Ok(()) => Ok(vm),
-            Err(CallError::Trap(t)) => Err(t),
-            Err(CallError::Poisoned(t)) => Err(t),
+            Err(CallError::Trap(t)) => Err(*t),
+            Err(CallError::Poisoned(t)) => Err(*t),
         }
     }
 
@@ -440,7 +440,7 @@ fn call_parts<R>(
     f: impl FnOnce(&mut Store<VmHost>) -> wasmtime::Result<R>,
 ) -> Result<R, CallError> {
     if let Some(t) = poisoned {
-        return Err(CallError::Poisoned(t.clone()));
+        return Err(CallError::Poisoned(Box::new(t.clone())));
     }
     {
         let h = store.data_mut();
@@ -467,16 +467,18 @@ fn call_parts<R>(
                 w.harness_log(crate::abi::LogLevel::Critical, report.to_string());
             }
             *poisoned = Some(report.clone());
-            Err(CallError::Trap(report))
+            Err(CallError::Trap(Box::new(report)))
         }
     }
 }
 
-/// Why a callback did not run to completion.
+/// Why a callback did not run to completion. The report is boxed: every callback's result
+/// carries this type, and a two-word error keeps `Result<Option<i32>, CallError>` in registers
+/// instead of a ~100-byte copy through each call level.
 #[derive(Debug, Clone)]
 pub enum CallError {
     /// It trapped now (the VM is poisoned from here on).
-    Trap(TrapReport),
+    Trap(Box<TrapReport>),
     /// The VM was poisoned by an earlier trap.
-    Poisoned(TrapReport),
+    Poisoned(Box<TrapReport>),
 }
