@@ -176,17 +176,32 @@ impl MxCache {
     }
 }
 
-fn has(h: &[(String, String)], k: &str) -> bool {
-    h.iter().any(|(n, _)| n == k)
+/// Whether a header name is `x-envoy-peer-metadata` or `x-envoy-peer-metadata-id`.
+fn is_peer_header(name: &str) -> bool {
+    name == HEADER || name == HEADER_ID
+}
+
+/// Which of the two headers are present: (id, metadata), from one pass over the map.
+fn present(h: &[(String, String)]) -> (bool, bool) {
+    let (mut id, mut md) = (false, false);
+    for (n, _) in h {
+        if n == HEADER_ID {
+            id = true;
+        } else if n == HEADER {
+            md = true;
+        }
+    }
+    (id, md)
 }
 
 /// Adds the peer's headers to a message the peer sent, unless already present.
 pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer, cache: &mut MxCache) {
-    if !has(headers, HEADER_ID) {
+    let (has_id, has_md) = present(headers);
+    if !has_id {
         let e = cache.entry(HEADER_ID, &peer.id);
         headers.push(e);
     }
-    if !has(headers, HEADER) {
+    if !has_md {
         let mut value = cache.spare.pop().unwrap_or_default();
         value.clear();
         value.push_str(cache.header_ref(peer));
@@ -195,20 +210,44 @@ pub fn inject_peer(headers: &mut Vec<(String, String)>, peer: &Peer, cache: &mut
     }
 }
 
-/// Removes every `key` header; the first one's value, unless empty.
-fn take(headers: &mut Vec<(String, String)>, key: &str, cache: &mut MxCache) -> Option<String> {
-    let i = headers.iter().position(|(k, _)| k == key)?;
-    let (name, v) = headers.remove(i);
-    cache.recycle(name);
-    // Any repeats of the header go too (the filter removes the header, not one value).
-    if headers[i..].iter().any(|(k, _)| k == key) {
-        headers.retain(|(k, _)| k != key);
+/// Removes every `x-envoy-peer-metadata-id` and `x-envoy-peer-metadata` header (the filter
+/// removes the header, not one value); returns the first one's value of each, unless empty. One
+/// pass: a map without either (every request of an outbound stream) is only looked through;
+/// otherwise the entries from the first of them on are compacted in order.
+fn take_peer(
+    headers: &mut Vec<(String, String)>,
+    cache: &mut MxCache,
+) -> (Option<String>, Option<String>) {
+    let Some(from) = headers.iter().position(|(k, _)| is_peer_header(k)) else {
+        return (None, None);
+    };
+    let (mut id, mut md) = (None, None);
+    let (mut id_seen, mut md_seen) = (false, false);
+    let mut kept = from;
+    for r in from..headers.len() {
+        let is_id = headers[r].0 == HEADER_ID;
+        if !is_id && headers[r].0 != HEADER {
+            headers.swap(kept, r);
+            kept += 1;
+            continue;
+        }
+        let (name, v) = std::mem::take(&mut headers[r]);
+        cache.recycle(name);
+        let (seen, slot) = if is_id {
+            (&mut id_seen, &mut id)
+        } else {
+            (&mut md_seen, &mut md)
+        };
+        if !*seen && !v.is_empty() {
+            *slot = Some(v);
+        } else {
+            cache.recycle(v);
+        }
+        *seen = true;
     }
-    if v.is_empty() {
-        cache.recycle(v);
-        return None;
-    }
-    Some(v)
+    // Past `kept` are only the emptied entries.
+    headers.truncate(kept);
+    (id, md)
 }
 
 /// Which side's filter-state keys: `wasm.downstream_peer{,_id}` or `wasm.upstream_peer{,_id}`.
@@ -255,8 +294,7 @@ pub fn on_request(
     fs: &mut FilterState,
     cache: &mut MxCache,
 ) -> (bool, bool) {
-    let id = take(headers, HEADER_ID, cache);
-    let md = take(headers, HEADER, cache);
+    let (id, md) = take_peer(headers, cache);
     let received = (id.is_some(), md.is_some());
     store(fs, Side::Downstream, id, md, cache);
     if dir != Direction::Inbound {
@@ -277,8 +315,7 @@ pub fn on_response(
     fs: &mut FilterState,
     cache: &mut MxCache,
 ) {
-    let id = take(headers, HEADER_ID, cache);
-    let md = take(headers, HEADER, cache);
+    let (id, md) = take_peer(headers, cache);
     store(fs, Side::Upstream, id, md, cache);
     if dir != Direction::Outbound {
         if received.0 {
@@ -310,5 +347,55 @@ pub fn on_tcp_exchange(dir: Direction, peer: Option<&Peer>, found: bool, fs: &mu
                 PEER_UNKNOWN.as_bytes(),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    // Istio's filter removes the header (every value) and reads the first value; an empty
+    // first value counts as absent even when a repeat has one.
+    #[test]
+    fn take_peer_removes_every_copy_and_keeps_the_rest_in_order() {
+        let mut cache = MxCache::default();
+        let mut headers = h(&[
+            (":status", "200"),
+            (HEADER, ""),
+            ("a", "1"),
+            (HEADER_ID, "id-1"),
+            (HEADER, "md-2"),
+            ("b", "2"),
+            (HEADER_ID, "id-2"),
+        ]);
+        let (id, md) = take_peer(&mut headers, &mut cache);
+        assert_eq!(id.as_deref(), Some("id-1"));
+        assert_eq!(md, None);
+        assert_eq!(headers, h(&[(":status", "200"), ("a", "1"), ("b", "2")]));
+    }
+
+    #[test]
+    fn take_peer_without_the_headers_changes_nothing() {
+        let mut cache = MxCache::default();
+        let mut headers = h(&[(":method", "GET"), ("x-envoy-peer-metadata-idx", "v")]);
+        let before = headers.clone();
+        assert_eq!(take_peer(&mut headers, &mut cache), (None, None));
+        assert_eq!(headers, before);
+    }
+
+    #[test]
+    fn take_peer_at_the_end() {
+        let mut cache = MxCache::default();
+        let mut headers = h(&[("a", "1"), (HEADER_ID, "id"), (HEADER, "md")]);
+        let (id, md) = take_peer(&mut headers, &mut cache);
+        assert_eq!((id.as_deref(), md.as_deref()), (Some("id"), Some("md")));
+        assert_eq!(headers, h(&[("a", "1")]));
     }
 }
