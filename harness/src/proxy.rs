@@ -15,6 +15,7 @@ use envoyfilter_model::chain::{ChainSet, Context, FilterKind, WasmCode, WasmFilt
 use wasmtime::Linker;
 
 use crate::abi::LogLevel;
+use crate::filter_chain::HttpChain;
 use crate::filter_state::FilterState;
 use crate::host_state::{
     HttpCallScript, LocalReply, LogEntry, Phase, RootInfo, StreamState, VmHost, World,
@@ -156,7 +157,7 @@ pub struct Proxy {
     pub(crate) stream: Option<Box<StreamState>>,
     pub(crate) vms: Vec<Vm>,
     pub(crate) plugins: Vec<Plugin>,
-    pub(crate) http_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
+    pub(crate) http_chains: BTreeMap<Context, Arc<HttpChain>>,
     pub(crate) network_chains: BTreeMap<Context, Arc<[ChainEntry]>>,
     pub(crate) local_mx: LocalMx,
     pub(crate) mx_cache: MxCache,
@@ -356,7 +357,7 @@ impl Proxy {
 
     /// The chain instantiated for a context.
     pub fn http_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
-        self.http_chains.get(&ctx).map(|v| &v[..])
+        self.http_chains.get(&ctx).map(|v| &v.entries[..])
     }
 
     pub fn network_chain(&self, ctx: Context) -> Option<&[ChainEntry]> {
@@ -631,7 +632,8 @@ impl Proxy {
             if network {
                 self.network_chains.insert(ctx, Arc::from(entries));
             } else {
-                self.http_chains.insert(ctx, Arc::from(entries));
+                self.http_chains
+                    .insert(ctx, Arc::new(HttpChain::new(entries)));
             }
         }
         Ok(report)

@@ -72,15 +72,16 @@ impl Proxy {
             Some(plan.grpc_initial)
         };
         let open = plan.stop_after_ns.is_some();
-        let chain: Arc<[ChainEntry]> = self
+        let plan_chain: Arc<HttpChain> = self
             .http_chains
             .get(&context_of(x.direction))
             .cloned()
-            .unwrap_or_else(|| Arc::from(Vec::new()));
-        let active = Active::of(&chain);
+            .unwrap_or_default();
+        let chain = &plan_chain.entries[..];
+        let active = &plan_chain.acts[..];
         self.records.clear();
         self.traps.clear();
-        for p in active.plugins() {
+        for p in plugins_of(active) {
             self.plugins[p].stream_ctx = 0;
             // Envoy leaves a fail-open plugin whose VM failed out of new streams.
             self.plugins[p].skip =
@@ -112,7 +113,7 @@ impl Proxy {
 
         // Decoder path.
         let mut flow = self.event(
-            &active,
+            active,
             x.direction,
             Ev::ReqHeaders(!has_body && !has_trailers),
             &mut mx_received,
@@ -121,14 +122,14 @@ impl Proxy {
             let s = self.stream_mut();
             s.bytes_received = x.request.body.len() as u64;
             flow = self.event(
-                &active,
+                active,
                 x.direction,
                 Ev::ReqBody(!has_trailers),
                 &mut mx_received,
             );
         }
         if flow == Flow::Continue && has_trailers {
-            flow = self.event(&active, x.direction, Ev::ReqTrailers, &mut mx_received);
+            flow = self.event(active, x.direction, Ev::ReqTrailers, &mut mx_received);
         }
         self.stream_mut().bytes_received = if open { 0 } else { x.request.body.len() as u64 };
         if flow == Flow::Continue {
@@ -175,17 +176,17 @@ impl Proxy {
                         !open && !resp.trailers.is_empty(),
                     );
                     let mut f = self.event(
-                        &active,
+                        active,
                         x.direction,
                         Ev::RespHeaders(!rb && !rt),
                         &mut mx_received,
                     );
                     if f == Flow::Continue && rb {
                         self.stream_mut().bytes_sent = resp.body.len() as u64;
-                        f = self.event(&active, x.direction, Ev::RespBody(!rt), &mut mx_received);
+                        f = self.event(active, x.direction, Ev::RespBody(!rt), &mut mx_received);
                     }
                     if f == Flow::Continue && rt {
-                        f = self.event(&active, x.direction, Ev::RespTrailers, &mut mx_received);
+                        f = self.event(active, x.direction, Ev::RespTrailers, &mut mx_received);
                     }
                     self.stream_mut().bytes_sent = if open { 0 } else { resp.body.len() as u64 };
                     out.stalled_response = f == Flow::Stalled;
@@ -210,7 +211,7 @@ impl Proxy {
                     .map(|r| r.body.len())
                     .unwrap_or(0);
                 let mut f = self.event(
-                    &active,
+                    active,
                     x.direction,
                     Ev::RespHeaders(body_len == 0),
                     &mut mx_received,
@@ -223,7 +224,7 @@ impl Proxy {
                         s.buffer.clear();
                         s.buffer.extend_from_slice(&b);
                     }
-                    f = self.event(&active, x.direction, Ev::RespBody(true), &mut mx_received);
+                    f = self.event(active, x.direction, Ev::RespBody(true), &mut mx_received);
                 }
                 out.stalled_response = f == Flow::Stalled;
             }
@@ -263,7 +264,7 @@ impl Proxy {
         }
         if open {
             self.advance_to(until);
-            self.stop_open_stream(&chain);
+            self.stop_open_stream(chain);
             let s = self.stream_mut();
             out.response_code = s.response_code;
             out.filter_state = s.filter_state.clone();
@@ -285,14 +286,14 @@ impl Proxy {
                 s.code_details = x.code_details.clone();
             }
         }
-        for p in active.plugins() {
+        for p in plugins_of(active) {
             if !self.plugins[p].skip {
                 if let Err(err) = self.stream_call(p, Cb::Log) {
                     self.failed(p, err);
                 }
             }
         }
-        for p in active.plugins() {
+        for p in plugins_of(active) {
             if self.plugins[p].stream_ctx != 0 && !self.plugins[p].skip {
                 if let Err(err) = self.stream_call(p, Cb::Done) {
                     self.failed(p, err);
@@ -393,7 +394,7 @@ impl Proxy {
     /// Runs one event through the chain (decoder events in order, encoder events reversed).
     fn event(
         &mut self,
-        active: &Active<'_>,
+        active: &[Act],
         dir: Direction,
         ev: Ev,
         mx_received: &mut (bool, bool),
@@ -401,7 +402,7 @@ impl Proxy {
         let reverse = matches!(ev, Ev::RespHeaders(_) | Ev::RespBody(_) | Ev::RespTrailers);
         let n = active.len();
         for k in 0..n {
-            match active.act(if reverse { n - 1 - k } else { k }) {
+            match active[if reverse { n - 1 - k } else { k }] {
                 // Istio configures grpc_stats with `emit_filter_state: true`: the stats plugin
                 // reads the message counts from that filter state. Untimed batches are visible from
                 // the request headers on; timed ones (`HttpPlan`) are applied at their instants
@@ -414,7 +415,6 @@ impl Proxy {
                         }
                     }
                 }
-                Act::None => {}
                 Act::Mx => {
                     let (local, cache) = (&self.local_mx, &mut self.mx_cache);
                     let Some(s) = self.stream.as_deref_mut() else {
@@ -581,88 +581,48 @@ impl Proxy {
     }
 }
 
-/// What a chain entry does on stream events (decided once per stream, not per event).
+/// What a chain entry does on stream events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
-    /// A pass-through filter other than grpc_stats: nothing.
-    None,
+pub(crate) enum Act {
     Grpc,
     Mx,
     Wasm(usize),
 }
 
-impl Act {
-    fn of(e: &ChainEntry) -> Act {
-        match e {
-            ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => Act::Grpc,
-            ChainEntry::PassThrough(_) => Act::None,
-            ChainEntry::MetadataExchange => Act::Mx,
-            ChainEntry::Wasm(p) => Act::Wasm(*p),
+/// An instantiated HTTP chain and, classified once at load, the entries that act on stream
+/// events in chain order: a pass-through filter other than grpc_stats does nothing, and walking
+/// past the five of a default chain (comparing each name with grpc_stats) on every event cost
+/// more than the rest of the event loop.
+#[derive(Debug, Default)]
+pub(crate) struct HttpChain {
+    pub(crate) entries: Box<[ChainEntry]>,
+    acts: Box<[Act]>,
+}
+
+impl HttpChain {
+    pub(crate) fn new(entries: Vec<ChainEntry>) -> HttpChain {
+        let acts = entries
+            .iter()
+            .filter_map(|e| match e {
+                ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => Some(Act::Grpc),
+                ChainEntry::PassThrough(_) => None,
+                ChainEntry::MetadataExchange => Some(Act::Mx),
+                ChainEntry::Wasm(p) => Some(Act::Wasm(*p)),
+            })
+            .collect();
+        HttpChain {
+            entries: entries.into(),
+            acts,
         }
     }
 }
 
-/// The entries of a chain that act on stream events, in chain order: a pass-through filter other
-/// than grpc_stats does nothing, and walking past the five of a default chain on every event
-/// cost more than the rest of the event loop. Each entry's kind is classified once per stream
-/// (the grpc_stats name compare included).
-struct Active<'a> {
-    chain: &'a [ChainEntry],
-    acts: [Act; ACTIVE_MAX],
-    n: usize,
-    /// More than `ACTIVE_MAX` acting entries: every entry is visited.
-    all: bool,
-}
-
-const ACTIVE_MAX: usize = 16;
-
-impl<'a> Active<'a> {
-    fn of(chain: &'a [ChainEntry]) -> Active<'a> {
-        let mut a = Active {
-            chain,
-            acts: [Act::None; ACTIVE_MAX],
-            n: 0,
-            all: false,
-        };
-        for e in chain {
-            let act = Act::of(e);
-            if act == Act::None {
-                continue;
-            }
-            if a.n == ACTIVE_MAX {
-                a.all = true;
-                break;
-            }
-            a.acts[a.n] = act;
-            a.n += 1;
-        }
-        a
-    }
-
-    fn len(&self) -> usize {
-        if self.all {
-            self.chain.len()
-        } else {
-            self.n
-        }
-    }
-
-    /// What the `k`-th visited entry does.
-    fn act(&self, k: usize) -> Act {
-        if self.all {
-            Act::of(&self.chain[k])
-        } else {
-            self.acts[k]
-        }
-    }
-
-    /// The Wasm plugins of the chain, in chain order.
-    fn plugins(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len()).filter_map(|k| match self.act(k) {
-            Act::Wasm(p) => Some(p),
-            _ => None,
-        })
-    }
+/// The Wasm plugins among the acting entries, in chain order.
+fn plugins_of(acts: &[Act]) -> impl Iterator<Item = usize> + '_ {
+    acts.iter().filter_map(|a| match a {
+        Act::Wasm(p) => Some(*p),
+        _ => None,
+    })
 }
 
 /// Makes `dst` a copy of `src`, reusing the `String` buffers already in `dst` (a tuple's

@@ -3,6 +3,8 @@
 //! notifications after the callback that caused them.
 
 mod http;
+
+pub(crate) use http::HttpChain;
 mod tcp;
 
 use crate::host_state::{HttpCallScript, Phase};
