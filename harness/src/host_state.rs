@@ -347,6 +347,9 @@ pub struct VmHost {
     pub scratch: Vec<u8>,
     /// `proxy_done` was called by a root.
     pub done_called: bool,
+    /// Some root of this VM has set a tick period at some point (sticky): the clock looks for
+    /// due ticks only in such VMs.
+    pub ticking: bool,
 }
 
 impl VmHost {
@@ -381,6 +384,7 @@ impl VmHost {
             last_status: (0, String::new()),
             scratch: Vec::new(),
             done_called: false,
+            ticking: false,
         }
     }
 

@@ -258,10 +258,11 @@ enum Side {
 }
 
 impl Side {
+    /// The full filter-state keys (`wasm.` included, so each write copies the key once).
     fn keys(self) -> (&'static [u8], &'static [u8]) {
         match self {
-            Side::Downstream => (b"downstream_peer", b"downstream_peer_id"),
-            Side::Upstream => (b"upstream_peer", b"upstream_peer_id"),
+            Side::Downstream => (b"wasm.downstream_peer", b"wasm.downstream_peer_id"),
+            Side::Upstream => (b"wasm.upstream_peer", b"wasm.upstream_peer_id"),
         }
     }
 }
@@ -275,12 +276,14 @@ fn store(
 ) {
     let (peer_key, id_key) = side.keys();
     if let Some(id) = id {
-        fs.set_wasm(id_key, id.as_bytes());
+        // `set` of the full key is `set_wasm` of the name: same lookup, and an overwrite is
+        // only possible on a writable entry, which stays writable.
+        fs.set(id_key, id.as_bytes(), false);
         cache.recycle(id);
     }
     if let Some(h) = header {
         if let Some(node) = cache.flat_for(&h) {
-            fs.set_wasm(peer_key, node);
+            fs.set(peer_key, node, false);
         }
         cache.recycle(h);
     }

@@ -347,7 +347,8 @@ impl Proxy {
             let mut best: Option<(i64, usize, u32)> = None;
             // Retired VMs (a reload with new VMs) have no roots left; skip them outright.
             for (vi, vm) in self.vms.iter().enumerate().skip(self.live_vms_from) {
-                if vm.poisoned.is_some() {
+                // A VM none of whose roots ever set a period has no tick due.
+                if vm.poisoned.is_some() || !vm.store.data().ticking {
                     continue;
                 }
                 for (root, r) in &vm.store.data().roots {

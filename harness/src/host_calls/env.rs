@@ -198,6 +198,9 @@ pub(crate) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
                     r.tick_period_ms = period as u32 as u64;
                     r.next_tick_ns =
                         now.saturating_add((r.tick_period_ms as i64).saturating_mul(1_000_000));
+                    if r.tick_period_ms > 0 {
+                        h.ticking = true;
+                    }
                 }
             }
             Ok(0)
