@@ -626,7 +626,7 @@ fn plugins_of(acts: &[Act]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// Makes `dst` a copy of `src`, reusing the `String` buffers already in `dst` (a tuple's
-/// `clone_from` would allocate afresh, so each name and value is `clone_from`ed separately);
+/// `clone_from` would allocate afresh, so each name and value is copied separately);
 /// surplus entries (e.g. the metadata-exchange headers added last stream) go to the cache's
 /// spare buffers.
 fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)], cache: &mut mx::MxCache) {
@@ -637,9 +637,17 @@ fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)], cache: &mut
         }
     }
     for ((dk, dv), (sk, sv)) in dst.iter_mut().zip(src) {
-        dk.clone_from(sk);
-        dv.clone_from(sv);
+        copy_into(dk, sk);
+        copy_into(dv, sv);
     }
     let n = dst.len();
     dst.extend_from_slice(&src[n..]);
+}
+
+/// `dst.clone_from(src)` with one copy: `String::clone_from` copies the common prefix and
+/// then appends the rest, two `memcpy` calls for the usual header.
+#[inline]
+fn copy_into(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
 }
