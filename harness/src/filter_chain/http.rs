@@ -513,30 +513,41 @@ impl Proxy {
                         }
                         continue;
                     }
-                    let deferred = std::mem::take(&mut self.stream_mut().deferred);
-                    let want = if reverse { 1 } else { 0 };
-                    let mut continued = false;
-                    for d in deferred {
-                        match d {
-                            Deferred::Continue(t) if t == want => continued = true,
-                            Deferred::Continue(_) => {}
-                            Deferred::Close(_) => return Flow::Reset,
-                            Deferred::LocalReply(r) => {
-                                let s = self.stream_mut();
-                                if s.local_reply.is_none() {
-                                    s.local_reply = Some(r);
-                                }
-                                return Flow::LocalReply;
-                            }
-                        }
-                    }
-                    if Action::from_i32(action) == Action::Pause && !continued {
-                        return Flow::Stalled;
+                    if let Some(flow) = self.apply_deferred(action, reverse) {
+                        return flow;
                     }
                 }
             }
         }
         Flow::Continue
+    }
+
+    /// Applies the actions a callback deferred (in order) after it returned `action`; `Some`
+    /// when the event stops here. Out of line: almost no callback defers anything.
+    #[cold]
+    #[inline(never)]
+    fn apply_deferred(&mut self, action: i32, reverse: bool) -> Option<Flow> {
+        let deferred = std::mem::take(&mut self.stream_mut().deferred);
+        let want = if reverse { 1 } else { 0 };
+        let mut continued = false;
+        for d in deferred {
+            match d {
+                Deferred::Continue(t) if t == want => continued = true,
+                Deferred::Continue(_) => {}
+                Deferred::Close(_) => return Some(Flow::Reset),
+                Deferred::LocalReply(r) => {
+                    let s = self.stream_mut();
+                    if s.local_reply.is_none() {
+                        s.local_reply = Some(r);
+                    }
+                    return Some(Flow::LocalReply);
+                }
+            }
+        }
+        if Action::from_i32(action) == Action::Pause && !continued {
+            return Some(Flow::Stalled);
+        }
+        None
     }
 
     /// Loads the body of `ev` into the stream buffer; returns its size.
