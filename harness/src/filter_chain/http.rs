@@ -641,8 +641,9 @@ fn plugins_of(acts: &[Act]) -> impl Iterator<Item = usize> + '_ {
 /// surplus entries (e.g. the metadata-exchange headers added last stream) go to the cache's
 /// spare buffers.
 fn refill(dst: &mut Vec<(String, String)>, src: &[(String, String)], cache: &mut mx::MxCache) {
-    if dst.len() > src.len() {
-        for (k, v) in dst.drain(src.len()..) {
+    // Popped rather than drained (no Drain guard); only the spare pool's order differs.
+    while dst.len() > src.len() {
+        if let Some((k, v)) = dst.pop() {
             cache.recycle(k);
             cache.recycle(v);
         }
