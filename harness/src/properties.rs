@@ -814,19 +814,10 @@ mod header_visibility {
 
     fn exchange() -> HttpExchange {
         HttpExchange {
-            direction: Direction::Outbound,
             start_ns: 1,
             duration_ns: 2,
             protocol: "HTTP/2".into(),
-            request: HttpMessage::default(),
-            response: None,
-            response_flags: 0,
-            code_details: String::new(),
-            connection: ConnectionInfo::default(),
-            upstream: UpstreamInfo::default(),
-            route_name: String::new(),
-            peer: None,
-            grpc_messages: None,
+            ..HttpExchange::new(Direction::Outbound)
         }
     }
 

@@ -111,6 +111,28 @@ pub struct HttpExchange {
     pub grpc_messages: Option<(u64, u64)>,
 }
 
+impl HttpExchange {
+    /// An exchange on `direction` with nothing else known yet: no headers, no response, no peer,
+    /// zero times and sizes (what a decoder fills in, or a test starts from).
+    pub fn new(direction: Direction) -> Self {
+        HttpExchange {
+            direction,
+            start_ns: 0,
+            duration_ns: 0,
+            protocol: String::new(),
+            request: HttpMessage::default(),
+            response: None,
+            response_flags: 0,
+            code_details: String::new(),
+            connection: ConnectionInfo::default(),
+            upstream: UpstreamInfo::default(),
+            route_name: String::new(),
+            peer: None,
+            grpc_messages: None,
+        }
+    }
+}
+
 /// Outcome of Istio's TCP (ALPN) metadata exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MxOutcome {

@@ -374,21 +374,7 @@ impl LineState {
 
 /// An exchange to write a line into when there is no recycled one.
 fn empty_exchange() -> Box<HttpExchange> {
-    Box::new(HttpExchange {
-        direction: Direction::Inbound,
-        start_ns: 0,
-        duration_ns: 0,
-        protocol: String::new(),
-        request: HttpMessage::default(),
-        response: None,
-        response_flags: 0,
-        code_details: String::new(),
-        connection: ConnectionInfo::default(),
-        upstream: UpstreamInfo::default(),
-        route_name: String::new(),
-        peer: None,
-        grpc_messages: None,
-    })
+    Box::new(HttpExchange::new(Direction::Inbound))
 }
 
 /// Decodes again with path tracking to name the field at fault.
