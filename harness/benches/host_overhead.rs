@@ -49,7 +49,6 @@ fn bench(c: &mut Criterion) {
     );
     proxy.load(&chains, &|_| Ok(wasm.clone())).expect("load");
     let x = HttpExchange {
-        direction: Direction::Inbound,
         start_ns: 1_700_000_000_000_000_000,
         duration_ns: 1_000_000,
         protocol: "HTTP/1.1".into(),
@@ -67,13 +66,7 @@ fn bench(c: &mut Criterion) {
             body: Vec::new(),
             trailers: Vec::new(),
         }),
-        response_flags: 0,
-        code_details: String::new(),
-        connection: ConnectionInfo::default(),
-        upstream: UpstreamInfo::default(),
-        route_name: String::new(),
-        peer: None,
-        grpc_messages: None,
+        ..HttpExchange::new(Direction::Inbound)
     };
     c.bench_function("empty_http_stream_noop_plugin", |b| {
         b.iter(|| std::hint::black_box(proxy.run_http(&x)))

@@ -730,6 +730,21 @@ fn provided_peers_are_not_read_again() {
     assert!(eval("downstream_peer.istio_version", &host).is_err());
 }
 
+/// `eval` (whatever direct path it takes) and the interpreter alone succeed or fail together,
+/// and agree on the value when they succeed.
+fn agrees_with_interpreter(e: &Expr, host: &FakeHost, src: &str) {
+    let direct = e.eval(&Attributes::new(host));
+    let interpreted = e.eval_interpreted(&Attributes::new(host));
+    assert_eq!(
+        direct.is_ok(),
+        interpreted.is_ok(),
+        "{src}: {direct:?} vs {interpreted:?}"
+    );
+    if let (Ok(a), Ok(b)) = (&direct, &interpreted) {
+        assert_eq!(a, b, "{src}");
+    }
+}
+
 /// Plain names take the direct resolver path; it must agree with the interpreter on values and
 /// on success/failure, for leaves, lazy maps, peers, filter state, aliases, misses and types.
 #[test]
@@ -762,16 +777,7 @@ fn direct_names_agree_with_the_interpreter() {
     ] {
         let e = Expr::compile(src).unwrap();
         assert!(e.name_segs.is_some(), "{src}");
-        let direct = e.eval(&Attributes::new(&host));
-        let interpreted = e.eval_interpreted(&Attributes::new(&host));
-        assert_eq!(
-            direct.is_ok(),
-            interpreted.is_ok(),
-            "{src}: {direct:?} vs {interpreted:?}"
-        );
-        if let (Ok(a), Ok(b)) = (&direct, &interpreted) {
-            assert_eq!(a, b, "{src}");
-        }
+        agrees_with_interpreter(&e, &host, src);
     }
     assert_eq!(
         label("istio_operationId", &host).as_deref(),
@@ -839,16 +845,7 @@ fn the_direct_evaluator_agrees_with_the_interpreter() {
     for (src, direct_form) in cases {
         let e = Expr::compile(src).unwrap();
         assert_eq!(e.fast.is_some(), direct_form, "{src}");
-        let direct = e.eval(&Attributes::new(&host));
-        let interpreted = e.eval_interpreted(&Attributes::new(&host));
-        assert_eq!(
-            direct.is_ok(),
-            interpreted.is_ok(),
-            "{src}: {direct:?} vs {interpreted:?}"
-        );
-        if let (Ok(a), Ok(b)) = (&direct, &interpreted) {
-            assert_eq!(a, b, "{src}");
-        }
+        agrees_with_interpreter(&e, &host, src);
     }
     // Hand-derived values for the book host (GET /items, 200), answered by the direct path
     // itself (not by the fallback).
