@@ -23,6 +23,12 @@ pub mod plugin;
 #[cfg(all(target_arch = "wasm32", not(test)))]
 mod glue;
 
+/// Property reads arrive through the module's `malloc`; see `proxy_attributes::alloc`.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: proxy_attributes::alloc::SmallBlocks<std::alloc::System> =
+    proxy_attributes::alloc::SmallBlocks::new(std::alloc::System);
+
 #[cfg(test)]
 mod tests;
 

@@ -8,6 +8,8 @@
 //! * [`peer`]: Istio peer metadata: the `FlatNode` FlatBuffer that metadata exchange leaves in
 //!   filter state, the base64 protobuf `Struct` of `x-envoy-peer-metadata`, and the
 //!   `upstream_host_metadata` endpoint string fallback.
+//! * [`alloc`]: the small-block cache both plugins install in front of their allocator (the ABI
+//!   hands every property read to the module through `malloc`).
 //! * [`expr`]: the CEL binding: compile once at configure time, evaluate per request with a lazy
 //!   resolver that fetches only the attributes an expression references.
 //!
@@ -34,6 +36,7 @@
 //! * [`expr::to_label`] renders ints in decimal (like Istio's 1.17 native filter and CEL
 //!   `string()`), not as the raw 8 bytes the 1.13–1.16 Wasm plugin stored.
 
+pub mod alloc;
 pub mod expr;
 pub mod host;
 pub mod peer;

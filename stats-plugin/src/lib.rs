@@ -20,6 +20,12 @@ pub mod series;
 #[cfg(all(target_arch = "wasm32", not(test), feature = "abi"))]
 mod glue;
 
+/// Property reads arrive through the module's `malloc`; see `proxy_attributes::alloc`.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: proxy_attributes::alloc::SmallBlocks<std::alloc::System> =
+    proxy_attributes::alloc::SmallBlocks::new(std::alloc::System);
+
 pub use attributes::{Compat, Direction};
 pub use plugin::{StatsPlugin, Stream};
 pub use series::{MetricKind, Metrics};
