@@ -192,25 +192,10 @@ pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _e
     ACTION_CONTINUE
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_request_body(_context_id: u32, _size: usize, _eos: u32) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_request_trailers(_context_id: u32, _trailers: usize) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_response_body(_context_id: u32, _size: usize, _eos: u32) -> u32 {
-    ACTION_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_response_trailers(_context_id: u32, _trailers: usize) -> u32 {
-    ACTION_CONTINUE
-}
+// No body, trailer or connection-close callbacks are exported: istio.stats has nothing to do
+// in them, and the host skips a callback the module does not export (cpp-host
+// `ContextBase::onRequestBody` etc.: `if (!wasm_->on_request_body_) return Continue`), which
+// saves Envoy a VM entry per body chunk and per close.
 
 #[no_mangle]
 pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
@@ -251,12 +236,6 @@ pub extern "C" fn proxy_on_upstream_data(context_id: u32, size: usize, _eos: u32
     });
     ACTION_CONTINUE
 }
-
-#[no_mangle]
-pub extern "C" fn proxy_on_downstream_connection_close(_context_id: u32, _peer_type: u32) {}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_upstream_connection_close(_context_id: u32, _peer_type: u32) {}
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
