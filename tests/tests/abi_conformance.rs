@@ -87,3 +87,37 @@ fn missing_abi_marker_and_allocator_are_named() {
     assert!(v[0].0.contains("Missing or unknown Proxy-Wasm ABI version"));
     assert!(v[1].0.contains("missing malloc function"));
 }
+
+/// stats exports only the callbacks it acts in. Envoy skips a callback the module does not export
+/// (cpp-host `ContextBase::onRequestBody` and siblings return Continue without entering the VM),
+/// so a no-op export would only cost a VM entry per body chunk, trailer block or close. The list
+/// is the glue's by hand: root lifecycle (context create, vm start, configure, tick, done,
+/// delete), the HTTP report (request/response headers, log) and the TCP report (new connection,
+/// downstream/upstream data).
+#[test]
+fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
+    let path = xtask::plugins::plugin_path("stats_plugin.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut callbacks: Vec<String> = surface(&bytes)
+        .expect("parses")
+        .exports
+        .into_iter()
+        .filter(|e| e.starts_with("proxy_on_"))
+        .collect();
+    callbacks.sort();
+    let want = [
+        "proxy_on_configure",
+        "proxy_on_context_create",
+        "proxy_on_delete",
+        "proxy_on_done",
+        "proxy_on_downstream_data",
+        "proxy_on_log",
+        "proxy_on_new_connection",
+        "proxy_on_request_headers",
+        "proxy_on_response_headers",
+        "proxy_on_tick",
+        "proxy_on_upstream_data",
+        "proxy_on_vm_start",
+    ];
+    assert_eq!(callbacks, want);
+}
