@@ -37,6 +37,7 @@
 //!   `string()`), not as the raw 8 bytes the 1.13–1.16 Wasm plugin stored.
 
 pub mod alloc;
+pub mod bytes;
 pub mod expr;
 pub mod host;
 pub mod peer;

@@ -419,7 +419,8 @@ pub struct Attributes<'h> {
     /// Atomics only to stay `Sync` (the CEL resolver must be); a request is one thread.
     leaf_ix: [AtomicU8; LEAVES.len()],
     few_used: AtomicU8,
-    few: OnceLock<Box<[LeafSlot; FEW_SLOTS]>>,
+    /// Inline: most requests read 1–4 leaves, and a boxed table cost an allocation per request.
+    few: [LeafSlot; FEW_SLOTS],
     full: OnceLock<Box<[LeafSlot; LEAVES.len()]>>,
     upstream_peer: OnceLock<Option<Arc<PeerNode>>>,
     downstream_peer: OnceLock<Option<Arc<PeerNode>>>,
@@ -433,7 +434,7 @@ impl<'h> Attributes<'h> {
             host,
             leaf_ix: [const { AtomicU8::new(0) }; LEAVES.len()],
             few_used: AtomicU8::new(0),
-            few: OnceLock::new(),
+            few: [const { LeafSlot::new() }; FEW_SLOTS],
             full: OnceLock::new(),
             upstream_peer: OnceLock::new(),
             downstream_peer: OnceLock::new(),
@@ -511,9 +512,7 @@ impl<'h> Attributes<'h> {
                 .get_or_init(|| Box::new([const { LeafSlot::new() }; LEAVES.len()]))
                 .get(i);
         }
-        self.few
-            .get_or_init(|| Box::new([const { LeafSlot::new() }; FEW_SLOTS]))
-            .get(k as usize - 1)
+        self.few.get(k as usize - 1)
     }
 
     /// Leaf `i` of [`LEAVES`] (index from [`leaf_index`]), read and decoded on first use.

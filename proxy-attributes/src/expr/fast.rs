@@ -166,12 +166,14 @@ pub(super) fn eval<'a>(f: &'a Fast, attrs: &'a Attributes<'_>) -> Option<Fv<'a>>
                 (Fv::UInt(x), Fv::UInt(y)) => x == y,
                 (Fv::Bool(x), Fv::Bool(y)) => x == y,
                 // Mixed types (CEL's heterogeneous equality rules): the interpreter decides.
-                _ => x.as_str()? == y.as_str()?,
+                _ => crate::bytes::bytes_eq(x.as_str()?.as_bytes(), y.as_str()?.as_bytes()),
             };
             Fv::Bool(equal != *negate)
         }
         Fast::LeafEqStr(i, lit, negate) => match attrs.leaf_scalar(*i)? {
-            Scalar::Str(v) => Fv::Bool((v == lit) != *negate),
+            Scalar::Str(v) => {
+                Fv::Bool(crate::bytes::bytes_eq(v.as_bytes(), lit.as_bytes()) != *negate)
+            }
             // Another type against a string: CEL's heterogeneous equality, the interpreter's.
             _ => return None,
         },

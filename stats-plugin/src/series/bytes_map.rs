@@ -4,10 +4,12 @@
 //! Why not `HashMap<Box<[u8]>, V>`: its key comparison is `[u8] == [u8]`, which lowers to
 //! `memcmp`, and on wasm32 that is compiler-builtins' byte-at-a-time loop. A metric key is a few
 //! hundred bytes, so that compare alone was ~6 % of a request (perf, stats default config).
-//! Here the map is keyed by the 64-bit hash and the bytes are compared eight at a time.
+//! Here the map is keyed by the 64-bit hash and the bytes are compared eight at a time
+//! ([`proxy_attributes::bytes::bytes_eq`]).
 
 use std::hash::Hasher;
 
+use proxy_attributes::bytes::bytes_eq;
 use rustc_hash::{FxHashMap, FxHasher};
 
 /// The hash of a key: FxHash (rustc-hash), as the keys are label values and peer ids, so
@@ -16,26 +18,6 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = FxHasher::default();
     h.write(bytes);
     h.finish()
-}
-
-/// Byte-string equality eight bytes at a time.
-#[inline]
-pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        let mut wx = [0u8; 8];
-        let mut wy = [0u8; 8];
-        wx.copy_from_slice(x);
-        wy.copy_from_slice(y);
-        if u64::from_ne_bytes(wx) != u64::from_ne_bytes(wy) {
-            return false;
-        }
-    }
-    ar.iter().zip(br).all(|(x, y)| x == y)
 }
 
 /// The entries whose keys share one 64-bit hash.
@@ -94,23 +76,6 @@ impl<V> BytesMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn equality_at_every_length_and_offset() {
-        // Lengths around the 8-byte chunking; a difference at each position must be seen.
-        for len in 0..40usize {
-            let a: Vec<u8> = (0..len as u8).collect();
-            assert!(bytes_eq(&a, &a.clone()));
-            for i in 0..len {
-                let mut b = a.clone();
-                b[i] ^= 0x80;
-                assert!(!bytes_eq(&a, &b), "len {len}, differing byte {i}");
-            }
-            let mut longer = a.clone();
-            longer.push(0);
-            assert!(!bytes_eq(&a, &longer));
-        }
-    }
 
     #[test]
     fn colliding_hashes_keep_both_entries() {
