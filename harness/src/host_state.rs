@@ -12,6 +12,7 @@ use wasmtime::{Memory, TypedFunc};
 use crate::abi::{LogLevel, Status};
 use crate::filter_state::FilterState;
 use crate::profile::Profile;
+use crate::properties::{PropertyView, RootRef};
 use crate::stream::{Direction, HttpExchange, LocalNode, TcpConnection};
 
 /// Who wrote a log line.
@@ -394,21 +395,21 @@ impl VmHost {
         self.roots.get(root)
     }
 
-    /// The effective context's root context id and, when it is a stream context, the stream
-    /// state: what a property read needs, from one context lookup (the root's [`RootInfo`] is
-    /// looked up only by the few properties that read it).
-    pub fn effective_view(&self) -> (Option<u32>, Option<&StreamState>) {
-        match self.contexts.get(&self.effective_ctx) {
-            Some(&root) => {
-                let stream = if root != self.effective_ctx {
-                    self.stream.as_deref()
-                } else {
-                    None
-                };
-                (Some(root), stream)
-            }
+    /// What a property read sees (`None`: no world), and the scratch buffer to answer into.
+    /// Borrowed field by field, so the buffer is not moved out and back around every read; the
+    /// root's [`RootInfo`] is looked up only by the few properties that read it.
+    pub fn property_view(&mut self) -> (Option<PropertyView<'_>>, &mut Vec<u8>) {
+        let (root, stream) = match self.contexts.get(&self.effective_ctx) {
+            Some(&root) if root != self.effective_ctx => (Some(root), self.stream.as_deref()),
+            Some(&root) => (Some(root), None),
             None => (None, None),
-        }
+        };
+        let view = self.world.as_deref().map(|w| PropertyView {
+            node: &w.local_node,
+            root: RootRef::Lazy(&self.roots, root),
+            stream,
+        });
+        (view, &mut self.scratch)
     }
 
     /// True when the effective context is a stream context.

@@ -79,26 +79,37 @@ pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
     Ok(r? as u32)
 }
 
-/// Hands `bytes` to the module: allocate, copy, write `(ptr, len)` to the out-pointers. The
-/// three writes share one look-up of the memory (each `Memory::data_mut` re-validates the store),
-/// in the order cpp-host writes them: a failed write leaves the later ones undone.
+/// Hands `bytes` to the module: allocate, copy, write `(ptr, len)` to the out-pointers.
 pub(crate) fn copy_out(
     c: &mut Cx<'_>,
     bytes: &[u8],
     ptr_ptr: i32,
     len_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let mut addr = 0u32;
-    if !bytes.is_empty() {
-        addr = alloc(c, bytes.len())?;
-        if addr == 0 {
-            return Ok(INVALID);
-        }
-    }
+    let Some(addr) = alloc_for(c, bytes.len())? else {
+        return Ok(INVALID);
+    };
     let Some(mem) = c.data().memory else {
         return Ok(INVALID);
     };
-    let data = mem.data_mut(&mut *c);
+    Ok(place(mem.data_mut(&mut *c), bytes, addr, ptr_ptr, len_ptr))
+}
+
+/// The guest address for a `len`-byte result: none needed for an empty one (`Some(0)`), `None`
+/// when the allocator failed. Inlined: a separate frame cost more than the check.
+#[inline(always)]
+fn alloc_for(c: &mut Cx<'_>, len: usize) -> wasmtime::Result<Option<u32>> {
+    if len == 0 {
+        return Ok(Some(0));
+    }
+    let addr = alloc(c, len)?;
+    Ok((addr != 0).then_some(addr))
+}
+
+/// Copies `bytes` to `addr` and writes `(addr, len)` to the out-pointers, sharing one look-up of
+/// the memory (each `Memory::data_mut` re-validates the store), in the order cpp-host writes
+/// them: a failed write leaves the later ones undone.
+fn place(data: &mut [u8], bytes: &[u8], addr: u32, ptr_ptr: i32, len_ptr: i32) -> i32 {
     let ok = (bytes.is_empty() || put(data, addr as usize, bytes))
         && put(data, ptr_ptr as u32 as usize, &addr.to_le_bytes())
         && put(
@@ -106,7 +117,11 @@ pub(crate) fn copy_out(
             len_ptr as u32 as usize,
             &(bytes.len() as u32).to_le_bytes(),
         );
-    Ok(if ok { 0 } else { INVALID })
+    if ok {
+        0
+    } else {
+        INVALID
+    }
 }
 
 /// Copies `bytes` to `data[at..]`; false when out of range.
@@ -123,14 +138,23 @@ fn put(data: &mut [u8], at: usize, bytes: &[u8]) -> bool {
     }
 }
 
-/// `copy_out` of the host's scratch buffer (filled by `fill`), without a second copy.
+/// `copy_out` of the host's scratch buffer (filled by the host call), read in place rather than
+/// moved out for the allocator call and back: the bytes are copied after the call, through
+/// `data_and_store_mut`, which borrows the memory and the host state at once. The allocator
+/// cannot touch the buffer: only proxy_log, fd_write and clock_time_get run inside it
+/// (`ALLOC_ALLOWED`), and none of them uses it.
 pub(crate) fn copy_out_scratch(
     c: &mut Cx<'_>,
     ptr_ptr: i32,
     len_ptr: i32,
 ) -> wasmtime::Result<i32> {
-    let scratch = std::mem::take(&mut c.data_mut().scratch);
-    let r = copy_out(c, &scratch, ptr_ptr, len_ptr);
-    c.data_mut().scratch = scratch;
-    r
+    let len = c.data().scratch.len();
+    let Some(addr) = alloc_for(c, len)? else {
+        return Ok(INVALID);
+    };
+    let Some(mem) = c.data().memory else {
+        return Ok(INVALID);
+    };
+    let (data, h) = mem.data_and_store_mut(&mut *c);
+    Ok(place(data, &h.scratch, addr, ptr_ptr, len_ptr))
 }

@@ -8,7 +8,7 @@ use crate::abi::Status;
 use crate::host_calls::memory::{copy_out_scratch, with_bytes, with_two, INVALID};
 use crate::host_calls::{enter, finish, st, Cx};
 use crate::host_state::VmHost;
-use crate::properties::{get_property, PropertyView, RootRef};
+use crate::properties::get_property;
 
 pub(super) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
     l.func_wrap(
@@ -16,22 +16,9 @@ pub(super) fn register(l: &mut Linker<VmHost>) -> wasmtime::Result<()> {
         "proxy_get_property",
         |mut c: Cx<'_>, pp: i32, pl: i32, ret_ptr: i32, ret_len: i32| -> Res {
             guard!(c, "proxy_get_property");
-            let r = with_bytes(&mut c, pp, pl, |path, h| {
-                let mut scratch = std::mem::take(&mut h.scratch);
-                let r = match h.world.as_deref() {
-                    Some(w) => {
-                        let (root, stream) = h.effective_view();
-                        let view = PropertyView {
-                            node: &w.local_node,
-                            root: RootRef::Lazy(&h.roots, root),
-                            stream,
-                        };
-                        get_property(&view, path, &mut scratch)
-                    }
-                    None => Err(Status::InternalFailure),
-                };
-                h.scratch = scratch;
-                r
+            let r = with_bytes(&mut c, pp, pl, |path, h| match h.property_view() {
+                (Some(view), out) => get_property(&view, path, out),
+                (None, _) => Err(Status::InternalFailure),
             });
             match r {
                 None => Ok(INVALID),
