@@ -62,7 +62,9 @@ pub(crate) fn write_u64(c: &mut Cx<'_>, ptr: i32, v: u64) -> bool {
 }
 
 /// Calls the module's allocator (`malloc` or `proxy_on_memory_allocate`) with cpp-host's
-/// allocator restrictions in force. 0 means failure.
+/// allocator restrictions in force. 0 means failure. Inlined into its two callers, where the
+/// set-up around the call folds into theirs.
+#[inline(always)]
 pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
     // Moved out for the call rather than cloned (a `TypedFunc` clone/drop costs more than the
     // copy itself). Nothing reaches `alloc` again during the call: only proxy_log, fd_write
