@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use stats_sink::{StatsSink, VmMetricIds};
 use wasmtime::{Memory, TypedFunc};
@@ -325,6 +326,10 @@ pub struct VmHost {
     pub env_vars: Vec<(String, String)>,
     pub memory: Option<Memory>,
     pub alloc: Option<TypedFunc<i32, i32>>,
+    /// `alloc`, moved behind an `Arc` by the first allocation (`memory::alloc`): the call needs
+    /// the function outside the store, and an `Arc` clone is cheaper than moving the `TypedFunc`
+    /// (64 bytes) out and back on every call. The VM sets `alloc` once, at instantiation.
+    pub alloc_shared: Option<Arc<TypedFunc<i32, i32>>>,
     pub restriction: Restriction,
     pub phase: Phase,
     /// The context the current callback was called on, and the effective one.
@@ -368,6 +373,7 @@ impl VmHost {
             env_vars: Vec::new(),
             memory: None,
             alloc: None,
+            alloc_shared: None,
             restriction: Restriction::None,
             phase: Phase::Idle,
             current_ctx: 0,

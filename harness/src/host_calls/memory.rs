@@ -1,6 +1,8 @@
 //! Guest memory access and the allocator protocol (cpp-host `copyToPointerSize`: zero-length
 //! results are `(0, 0)` without an allocation; out-of-range pointers are INVALID_MEMORY_ACCESS).
 
+use std::sync::Arc;
+
 use super::Cx;
 use crate::abi::Status;
 use crate::host_state::Restriction;
@@ -66,18 +68,16 @@ pub(crate) fn write_u64(c: &mut Cx<'_>, ptr: i32, v: u64) -> bool {
 /// set-up around the call folds into theirs.
 #[inline(always)]
 pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
-    // Moved out for the call rather than cloned (a `TypedFunc` clone/drop costs more than the
-    // copy itself). Nothing reaches `alloc` again during the call: only proxy_log, fd_write
-    // and clock_time_get are allowed inside the allocator (`ALLOC_ALLOWED`).
-    let Some(f) = c.data_mut().alloc.take() else {
+    let h = c.data_mut();
+    if let Some(f) = h.alloc.take() {
+        h.alloc_shared = Some(Arc::new(f));
+    }
+    let Some(f) = h.alloc_shared.clone() else {
         return Ok(0);
     };
-    let saved = c.data().restriction;
-    c.data_mut().restriction = Restriction::Alloc;
+    let saved = std::mem::replace(&mut h.restriction, Restriction::Alloc);
     let r = f.call(&mut *c, size as i32);
-    let h = c.data_mut();
-    h.restriction = saved;
-    h.alloc = Some(f);
+    c.data_mut().restriction = saved;
     Ok(r? as u32)
 }
 
