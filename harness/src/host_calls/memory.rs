@@ -17,7 +17,9 @@ pub(crate) fn read(c: &mut Cx<'_>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     data.get(p..p.checked_add(l)?).map(|s| s.to_vec())
 }
 
-/// Runs `f` on the guest bytes `ptr..ptr+len` and the host state.
+/// Runs `f` on the guest bytes `ptr..ptr+len` and the host state. Inlined into each host
+/// call (one caller per `f`): a separate frame cost more than the look-up itself.
+#[inline(always)]
 pub(crate) fn with_bytes<R>(
     c: &mut Cx<'_>,
     ptr: i32,
@@ -145,6 +147,7 @@ fn put(data: &mut [u8], at: usize, bytes: &[u8]) -> bool {
 /// `data_and_store_mut`, which borrows the memory and the host state at once. The allocator
 /// cannot touch the buffer: only proxy_log, fd_write and clock_time_get run inside it
 /// (`ALLOC_ALLOWED`), and none of them uses it.
+#[inline(always)]
 pub(crate) fn copy_out_scratch(
     c: &mut Cx<'_>,
     ptr_ptr: i32,
