@@ -515,7 +515,7 @@ pub mod golden {
         /// The data is usable: the node loads with the replay's node reader, every traffic line
         /// decodes with the replay decoder (no errors; no unknown fields outside blocked
         /// scenarios), the EnvoyFilters patch into chains (as `harness replay` builds them) that
-        /// hold a Wasm `istio.stats` filter for every direction and kind the traffic uses, and a
+        /// hold a Wasm stats filter (root id `stats_*`) for every direction and kind the traffic uses, and a
         /// ready scenario expects something.
         pub fn check_files(&self) -> Result<(), String> {
             use harness::replay::{chains, node, traffic};
@@ -549,12 +549,14 @@ pub mod golden {
                     .get(&ctx)
                     .map(|fs| fs.iter().map(|f| f.name.as_str()).collect())
                     .unwrap_or_default();
+                // The stats filter is known by its root id (`stats_inbound` / `stats_outbound`),
+                // not its name: Istio's tests name it freely (`istio.stats`, `stats_outbound0`).
                 let has_wasm_stats = chains::wasm_filters(&loaded.chains)
                     .iter()
-                    .any(|(c, h, w)| *c == ctx && *h == http && !w.root_id.is_empty());
-                if !names.contains(&"istio.stats") || !has_wasm_stats {
+                    .any(|(c, h, w)| *c == ctx && *h == http && w.root_id.starts_with("stats_"));
+                if !has_wasm_stats {
                     return Err(format!(
-                        "traffic.jsonl line {}: no Wasm istio.stats in the {} chain for {direction:?} (chain: {names:?})",
+                        "traffic.jsonl line {}: no Wasm stats filter (root id stats_*) in the {} chain for {direction:?} (chain: {names:?})",
                         ev.line,
                         if http { "HTTP" } else { "network" }
                     ));
