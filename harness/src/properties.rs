@@ -122,6 +122,20 @@ fn text(part: &[u8]) -> Result<&str, Status> {
     std::str::from_utf8(part).map_err(|_| Status::NotFound)
 }
 
+type Reader = fn(&PropertyView<'_>, Rest<'_>, &mut Vec<u8>) -> R;
+
+/// The attributes read on every request, found by prefix (`name\0`, a word compare or two
+/// each) before the general split: the same `(top, rest)` as `split_part` gives for them,
+/// without the NUL scan and the byte-wise compares of the match.
+const BY_PREFIX: [(&[u8], Reader); 6] = [
+    (b"response\0", response),
+    (b"request\0", request),
+    (b"upstream\0", upstream),
+    (b"connection\0", connection),
+    (b"cluster_metadata\0", cluster_metadata),
+    (b"upstream_host_metadata\0", upstream_host_metadata),
+];
+
 /// Answers `proxy_get_property(path)`; `path` is the NUL-joined parts. The value is appended to
 /// `out` (cleared first). Dispatch compares path bytes; a path that is not UTF-8 can only name
 /// filter state (`wasm.<path>`), as Envoy's string lookup finds no attribute for it.
@@ -129,6 +143,11 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
     out.clear();
     if !path.is_ascii() && std::str::from_utf8(path).is_err() {
         return lookup_filter_state(view, path, Rest::NONE, out);
+    }
+    for &(prefix, read) in &BY_PREFIX {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return read(view, Rest(Some(rest)), out);
+        }
     }
     // More than MAX_PARTS parts is NOT_FOUND. Only a walk into a Struct (`json_path`) consumes
     // an unbounded number of parts; every other branch answers NOT_FOUND to such a path anyway,
@@ -161,50 +180,8 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
             }
             leaf_str(&up.cluster_name, rest, out)
         }
-        b"cluster_metadata" => {
-            let up = upstream_info(view).ok_or(Status::NotFound)?;
-            if up.cluster_name.is_empty() {
-                return Err(Status::NotFound);
-            }
-            // The per-request reads are leaves of `services[0]`: answered without building the
-            // Struct (same bytes as the generic path below).
-            if let Some(s) = &up.service {
-                if let Some(field) = services_0_leaf(rest) {
-                    let v = match field {
-                        b"host" => Some(&s.host),
-                        b"name" => Some(&s.name),
-                        b"namespace" => Some(&s.namespace),
-                        _ => None,
-                    };
-                    return v.map_or(Err(Status::NotFound), |v| leaf_str(v, Rest::NONE, out));
-                }
-            }
-            let md = match &up.service {
-                Some(s) => vec![(
-                    "istio".to_string(),
-                    serde_json::json!({"services": [{"host": s.host, "name": s.name, "namespace": s.namespace}]}),
-                )],
-                None => Vec::new(),
-            };
-            metadata(&md, rest, out)
-        }
-        b"upstream_host_metadata" => {
-            let s = view.stream.ok_or(Status::NotFound)?;
-            let up = upstream_info(view).ok_or(Status::NotFound)?;
-            if !upstream_selected(s) || up.address.is_none() {
-                return Err(Status::NotFound);
-            }
-            if let (Some(w), Some(b"filter_metadata\0istio\0workload")) =
-                (&up.endpoint_workload, rest.0)
-            {
-                return leaf_str(w, Rest::NONE, out);
-            }
-            let md = match &up.endpoint_workload {
-                Some(w) => vec![("istio".to_string(), serde_json::json!({ "workload": w }))],
-                None => Vec::new(),
-            };
-            metadata(&md, rest, out)
-        }
+        b"cluster_metadata" => cluster_metadata(view, rest, out),
+        b"upstream_host_metadata" => upstream_host_metadata(view, rest, out),
         b"route_name" => {
             let h = view
                 .stream
@@ -255,6 +232,52 @@ pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> 
         }
         _ => lookup_filter_state(view, top, rest, out),
     }
+}
+
+/// `cluster_metadata`: the cluster's `istio` filter metadata (its service).
+fn cluster_metadata(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
+    let up = upstream_info(view).ok_or(Status::NotFound)?;
+    if up.cluster_name.is_empty() {
+        return Err(Status::NotFound);
+    }
+    // The per-request reads are leaves of `services[0]`: answered without building the
+    // Struct (same bytes as the generic path below).
+    if let Some(s) = &up.service {
+        if let Some(field) = services_0_leaf(rest) {
+            let v = match field {
+                b"host" => Some(&s.host),
+                b"name" => Some(&s.name),
+                b"namespace" => Some(&s.namespace),
+                _ => None,
+            };
+            return v.map_or(Err(Status::NotFound), |v| leaf_str(v, Rest::NONE, out));
+        }
+    }
+    let md = match &up.service {
+        Some(s) => vec![(
+            "istio".to_string(),
+            serde_json::json!({"services": [{"host": s.host, "name": s.name, "namespace": s.namespace}]}),
+        )],
+        None => Vec::new(),
+    };
+    metadata(&md, rest, out)
+}
+
+/// `upstream_host_metadata`: the endpoint's `istio` filter metadata (its workload).
+fn upstream_host_metadata(view: &PropertyView<'_>, rest: Rest<'_>, out: &mut Vec<u8>) -> R {
+    let s = view.stream.ok_or(Status::NotFound)?;
+    let up = upstream_info(view).ok_or(Status::NotFound)?;
+    if !upstream_selected(s) || up.address.is_none() {
+        return Err(Status::NotFound);
+    }
+    if let (Some(w), Some(b"filter_metadata\0istio\0workload")) = (&up.endpoint_workload, rest.0) {
+        return leaf_str(w, Rest::NONE, out);
+    }
+    let md = match &up.endpoint_workload {
+        Some(w) => vec![("istio".to_string(), serde_json::json!({ "workload": w }))],
+        None => Vec::new(),
+    };
+    metadata(&md, rest, out)
 }
 
 /// `filter_metadata.istio.services.<i>.<field>` with `<i>` parsing as 0: the field.
@@ -792,6 +815,16 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn by_prefix_names_are_whole_top_parts() {
+        // Each prefix is one top-level name and its NUL: exactly what `split_part` cuts off.
+        for (prefix, _) in BY_PREFIX {
+            let (top, rest) = split_part(prefix);
+            assert_eq!(rest.0, Some(&b""[..]), "{prefix:?}");
+            assert_eq!(top.len() + 1, prefix.len(), "{prefix:?}");
         }
     }
 
