@@ -35,9 +35,19 @@ pub enum ChainEntry {
     Wasm(usize),
     /// `istio.metadata_exchange` emulation.
     MetadataExchange,
+    /// `envoy.filters.http.grpc_stats` (by its type, whatever its name): with
+    /// `emit_filter_state` it writes the message counts the stats plugin reads.
+    GrpcStats,
     /// A native filter the harness passes through.
     PassThrough(String),
 }
+
+/// Envoy picks a filter's factory by its `typed_config` type, not its name (Istio's own tests
+/// name grpc_stats `grpc_stats`). Every native filter in a chain has a type: the model rejects
+/// a filter with neither `typed_config` nor `config_discovery`.
+const GRPC_STATS_TYPE: &str = "envoy.extensions.filters.http.grpc_stats.v3.FilterConfig";
+const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
+const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
 /// A loaded plugin: one root context in one VM.
 #[derive(Debug, Clone)]
@@ -580,14 +590,15 @@ impl Proxy {
                         entries.push(ChainEntry::MetadataExchange);
                     }
                     FilterKind::Native { type_url } => {
-                        entries.push(ChainEntry::PassThrough(f.name.clone()));
+                        let ty = envoyfilter_model::typed_config::type_name(type_url);
+                        entries.push(if ty == GRPC_STATS_TYPE && !network {
+                            ChainEntry::GrpcStats
+                        } else {
+                            ChainEntry::PassThrough(f.name.clone())
+                        });
                         names.push(f.name.clone());
                         // The router / tcp_proxy end the chain.
-                        if type_url.contains("router")
-                            || type_url.contains("tcp_proxy")
-                            || f.name.contains("router")
-                            || f.name.contains("tcp_proxy")
-                        {
+                        if ty == ROUTER_TYPE || ty == TCP_PROXY_TYPE {
                             break;
                         }
                         continue;

@@ -114,6 +114,32 @@ fn native_filters_pass_through_and_router_ends_the_chain() {
     assert!(out.callbacks.iter().all(|c| c.plugin == "a"));
 }
 
+/// Envoy builds a filter from its `typed_config` type, so the name says nothing: a CORS filter
+/// named like a router does not end the chain, a router under another name does. (grpc_stats by
+/// type: testdata/istio/v1_13_grpc_stream_server_after_close_test_filter_name.)
+#[test]
+fn native_filters_are_recognised_by_type_not_name() {
+    let mut p = proxy(harness::profile::Profile::ISTIO_1_17);
+    let chain = http_chain(
+        Context::SidecarInbound,
+        vec![
+            native(
+                "envoy.filters.http.router_notes",
+                "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors",
+            ),
+            wasm("a", ""),
+            native(
+                "terminal",
+                "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+            ),
+            wasm("after", ""),
+        ],
+    );
+    let r = p.load(&chain, &resolver).unwrap();
+    let names: Vec<&str> = r.plugins.iter().map(|x| x.plugin_name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+}
+
 #[test]
 fn proxy_is_send() {
     // A replay can move a loaded proxy to a worker thread.

@@ -18,7 +18,6 @@ use crate::stream::{Direction, HttpExchange, HttpPlan};
 
 /// The filter state key `envoy.filters.http.grpc_stats` writes with `emit_filter_state`.
 const GRPC_STATS_KEY: &[u8] = b"envoy.filters.http.grpc_stats";
-const GRPC_STATS_FILTER: &str = "envoy.filters.http.grpc_stats";
 
 /// What the chain did with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +243,7 @@ impl Proxy {
         let grpc_stats_in_chain = !plan.grpc_timeline.is_empty()
             && chain
                 .iter()
-                .any(|e| matches!(e, ChainEntry::PassThrough(n) if n == GRPC_STATS_FILTER));
+                .any(|e| matches!(e, ChainEntry::GrpcStats));
         let end = x.start_ns.saturating_add(x.duration_ns.max(0));
         let until = plan
             .stop_after_ns
@@ -602,7 +601,7 @@ pub(crate) enum Act {
 
 /// An instantiated HTTP chain and, classified once at load, the entries that act on stream
 /// events in chain order: a pass-through filter other than grpc_stats does nothing, and walking
-/// past the five of a default chain (comparing each name with grpc_stats) on every event cost
+/// past the five of a default chain (matching each against grpc_stats) on every event cost
 /// more than the rest of the event loop.
 #[derive(Debug, Default)]
 pub(crate) struct HttpChain {
@@ -615,7 +614,7 @@ impl HttpChain {
         let acts = entries
             .iter()
             .filter_map(|e| match e {
-                ChainEntry::PassThrough(name) if name == GRPC_STATS_FILTER => Some(Act::Grpc),
+                ChainEntry::GrpcStats => Some(Act::Grpc),
                 ChainEntry::PassThrough(_) => None,
                 ChainEntry::MetadataExchange => Some(Act::Mx),
                 ChainEntry::Wasm(p) => Some(Act::Wasm(*p)),
