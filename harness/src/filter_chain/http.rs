@@ -241,9 +241,7 @@ impl Proxy {
 
         // The timed gRPC batches, then (open stream) the stop, or the stream's end.
         let grpc_stats_in_chain = !plan.grpc_timeline.is_empty()
-            && chain
-                .iter()
-                .any(|e| matches!(e, ChainEntry::GrpcStats));
+            && chain.iter().any(|e| matches!(e, ChainEntry::GrpcStats));
         let end = x.start_ns.saturating_add(x.duration_ns.max(0));
         let until = plan
             .stop_after_ns
