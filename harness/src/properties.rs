@@ -137,13 +137,12 @@ const BY_PREFIX: [(&[u8], Reader); 6] = [
 ];
 
 /// Answers `proxy_get_property(path)`; `path` is the NUL-joined parts. The value is appended to
-/// `out` (cleared first). Dispatch compares path bytes; a path that is not UTF-8 can only name
-/// filter state (`wasm.<path>`), as Envoy's string lookup finds no attribute for it.
+/// `out` (cleared first). Dispatch compares path bytes and never requires UTF-8: Envoy's
+/// `Context::getProperty` splits any bytes at NUL, so a non-UTF-8 first part names filter state
+/// `wasm.<part>` and later parts select into it (map keys and indices that are not UTF-8 match
+/// nothing).
 pub fn get_property(view: &PropertyView<'_>, path: &[u8], out: &mut Vec<u8>) -> R {
     out.clear();
-    if !path.is_ascii() && std::str::from_utf8(path).is_err() {
-        return lookup_filter_state(view, path, Rest::NONE, out);
-    }
     for &(prefix, read) in &BY_PREFIX {
         if let Some(rest) = path.strip_prefix(prefix) {
             return read(view, Rest(Some(rest)), out);
@@ -920,6 +919,22 @@ mod header_visibility {
         // At log: the access-log copy.
         s.log_phase = true;
         assert_eq!(read(&s, b"request\0method"), Ok(b"POST".to_vec()));
+    }
+
+    #[test]
+    fn a_non_utf8_path_is_split_at_nul_like_any_other() {
+        // Envoy splits the path bytes at NUL before looking anything up: the first part names
+        // filter state, and a bytes value has nothing to select into.
+        let h = exchange();
+        let mut s = stream(&h);
+        assert!(s.filter_state.set_wasm(b"k\xff", b"v"));
+        assert!(s.filter_state.set_wasm(b"k\xff\0x", b"whole"));
+        assert_eq!(read(&s, b"k\xff"), Ok(b"v".to_vec()));
+        // Not the value stored under the whole path (Envoy: wasm.k\xff, then select "x").
+        assert_eq!(read(&s, b"k\xff\0x"), Err(Status::NotFound));
+        // A non-UTF-8 key under a known attribute matches nothing.
+        s.log_phase = true;
+        assert_eq!(read(&s, b"request\0headers\0\xff"), Err(Status::NotFound));
     }
 
     #[test]
