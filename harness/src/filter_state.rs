@@ -140,13 +140,11 @@ impl FilterState {
     fn push_value(&mut self, key: &[&[u8]], value: &[u8], readonly: bool) {
         self.reserve_first();
         let at = self.bytes.len();
-        let key_len: usize = key.iter().map(|k| k.len()).sum();
-        self.bytes.reserve(key_len + value.len());
         for part in key {
             self.bytes.extend_from_slice(part);
         }
-        let key = (at, key_len);
         let value_at = self.bytes.len();
+        let key = (at, value_at - at);
         self.bytes.extend_from_slice(value);
         self.entries.push(Entry {
             key,
