@@ -359,11 +359,10 @@ pub struct VmHost {
     /// Environment variables for `environ_get` (`vm_config.environment_variables`).
     pub env_vars: Vec<(String, String)>,
     pub memory: Option<Memory>,
-    pub alloc: Option<TypedFunc<i32, i32>>,
-    /// `alloc`, moved behind an `Arc` by the first allocation (`memory::alloc`): the call needs
-    /// the function outside the store, and an `Arc` clone is cheaper than moving the `TypedFunc`
-    /// (64 bytes) out and back on every call. The VM sets `alloc` once, at instantiation.
-    pub alloc_shared: Option<Arc<TypedFunc<i32, i32>>>,
+    /// The module's allocator (`malloc` or `proxy_on_memory_allocate`), set at instantiation.
+    /// Behind an `Arc`: the call needs the function outside the store, and an `Arc` clone is
+    /// cheaper than moving the `TypedFunc` (64 bytes) out and back on every call.
+    pub alloc: Option<Arc<TypedFunc<i32, i32>>>,
     pub restriction: Restriction,
     pub phase: Phase,
     /// The context the current callback was called on, and the effective one.
@@ -407,7 +406,6 @@ impl VmHost {
             env_vars: Vec::new(),
             memory: None,
             alloc: None,
-            alloc_shared: None,
             restriction: Restriction::None,
             phase: Phase::Idle,
             current_ctx: 0,

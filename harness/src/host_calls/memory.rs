@@ -1,8 +1,6 @@
 //! Guest memory access and the allocator protocol (cpp-host `copyToPointerSize`: zero-length
 //! results are `(0, 0)` without an allocation; out-of-range pointers are INVALID_MEMORY_ACCESS).
 
-use std::sync::Arc;
-
 use super::Cx;
 use crate::abi::Status;
 use crate::host_state::Restriction;
@@ -71,10 +69,7 @@ pub(crate) fn write_u64(c: &mut Cx<'_>, ptr: i32, v: u64) -> bool {
 #[inline(always)]
 pub(crate) fn alloc(c: &mut Cx<'_>, size: usize) -> wasmtime::Result<u32> {
     let h = c.data_mut();
-    if let Some(f) = h.alloc.take() {
-        h.alloc_shared = Some(Arc::new(f));
-    }
-    let Some(f) = h.alloc_shared.clone() else {
+    let Some(f) = h.alloc.clone() else {
         return Ok(0);
     };
     let saved = std::mem::replace(&mut h.restriction, Restriction::Alloc);

@@ -329,7 +329,7 @@ impl Vm {
             on_delete: get(&instance, s, "proxy_on_delete"),
         };
         store.data_mut().memory = memory;
-        store.data_mut().alloc = alloc;
+        store.data_mut().alloc = alloc.map(std::sync::Arc::new);
         let mut vm = Vm {
             store,
             instance,
