@@ -4,122 +4,17 @@
 //! plugin's `error_count` counters, exactly what Istio's test checks.
 //! The rule files are attributegen-plugin/testdata/{operation,responseCode}.json (Istio's testdata).
 
-use envoyfilter_model::chain::{ChainSet, Context, Filter, FilterKind, WasmCode, WasmFilter};
+use e2e_tests::attributegen::{testdata, CONFIG_ERRORS, RUNTIME_ERRORS};
 use harness::profile::Profile;
 use harness::proxy::{HttpOutcome, Proxy};
 use harness::stream::*;
-use std::sync::OnceLock;
 
-const CONFIG_ERRORS: &str = "wasm_filter.attributegen.type.config.error_count";
-const RUNTIME_ERRORS: &str = "wasm_filter.attributegen.type.runtime.error_count";
-
-fn module() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        std::fs::read(xtask::plugins::plugin_path("attributegen_plugin.wasm"))
-            .expect("read attributegen_plugin.wasm")
-    })
-}
-
-fn testdata(file: &str) -> String {
-    let path = xtask::workspace::root()
-        .join("attributegen-plugin/testdata")
-        .join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn node() -> LocalNode {
-    let serde_json::Value::Object(metadata) = serde_json::json!({
-        "NAME": "server-0", "NAMESPACE": "default", "WORKLOAD_NAME": "server",
-        "LABELS": {"app": "server"}, "ISTIO_VERSION": "1.17.8"
-    }) else {
-        unreachable!()
-    };
-    LocalNode {
-        id: "server".into(),
-        cluster: "server".into(),
-        metadata,
-    }
-}
-
-/// A proxy whose inbound chain is attributegen (root_id "", as Istio registers it) then the
-/// router. With the canary on, configure runs twice as on Envoy (canary VM + worker VM), which is
-/// why Istio's tests expect a config error count of 2 after one bad configuration.
 fn proxy(config: &str) -> Proxy {
-    let mut chains = ChainSet::default();
-    chains.http.insert(
-        Context::SidecarInbound,
-        vec![
-            Filter {
-                name: "istio.attributegen".into(),
-                kind: FilterKind::Wasm(WasmFilter {
-                    plugin_name: "attributegen".into(),
-                    root_id: String::new(),
-                    vm_id: "attributegen".into(),
-                    runtime: "envoy.wasm.runtime.v8".into(),
-                    code: WasmCode::LocalFile("attributegen_plugin.wasm".into()),
-                    configuration: config.as_bytes().to_vec(),
-                    vm_configuration: Vec::new(),
-                    fail_open: false,
-                }),
-                origin: String::new(),
-            },
-            Filter {
-                name: "envoy.filters.http.router".into(),
-                kind: FilterKind::Native {
-                    type_url: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                        .into(),
-                },
-                origin: String::new(),
-            },
-        ],
-    );
-    let mut p = Proxy::new(Profile::ISTIO_1_17, node());
-    p.set_canary(true);
-    p.load(&chains, &|_: &WasmCode| Ok(module().to_vec()))
-        .expect("attributegen loads (it never rejects its configuration)");
-    p
+    e2e_tests::attributegen::proxy(Profile::ISTIO_1_17, config, None)
 }
 
 fn request(method: &str, path: &str, status: u16) -> HttpExchange {
-    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let status = status.to_string();
-    HttpExchange {
-        direction: Direction::Inbound,
-        start_ns: 1_700_000_000_000_000_000,
-        duration_ns: 1_000_000,
-        protocol: "HTTP/1.1".into(),
-        request: HttpMessage {
-            headers: h(&[
-                (":method", method),
-                (":path", path),
-                (":authority", "server"),
-                (":scheme", "http"),
-            ]),
-            body: Vec::new(),
-            trailers: Vec::new(),
-        },
-        response: Some(HttpMessage {
-            headers: h(&[(":status", status.as_str())]),
-            body: Vec::new(),
-            trailers: Vec::new(),
-        }),
-        response_flags: 0,
-        code_details: "via_upstream".into(),
-        connection: ConnectionInfo::default(),
-        upstream: UpstreamInfo {
-            cluster_name: "inbound|8080||".into(),
-            ..Default::default()
-        },
-        route_name: "default".into(),
-        peer: None,
-        grpc_messages: None,
-    }
+    e2e_tests::attributegen::request(Some(method), path, status)
 }
 
 fn attribute<'a>(out: &'a HttpOutcome, name: &str) -> Option<&'a str> {

@@ -9,94 +9,9 @@
 //! as on Envoy). Requests and responses are Istio's: `:path`, `:method` (when the test sets one)
 //! and `:status`.
 
-use envoyfilter_model::chain::{ChainSet, Context, Filter, FilterKind, WasmCode, WasmFilter};
+use e2e_tests::attributegen::{proxy, request, testdata, CONFIG_ERRORS};
 use harness::profile::Profile;
-use harness::proxy::Proxy;
-use harness::stream::*;
 use harness::vm::cache::ModuleCache;
-
-const CONFIG_ERRORS: &str = "wasm_filter.attributegen.type.config.error_count";
-
-fn module() -> Vec<u8> {
-    std::fs::read(xtask::plugins::plugin_path("attributegen_plugin.wasm"))
-        .expect("read attributegen_plugin.wasm")
-}
-
-fn testdata(file: &str) -> String {
-    let path = xtask::workspace::root()
-        .join("attributegen-plugin/testdata")
-        .join(file);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn proxy(profile: Profile, config: &str, bytes: &[u8], cache: &ModuleCache) -> Proxy {
-    let serde_json::Value::Object(metadata) = serde_json::json!({
-        "NAME": "server-0", "NAMESPACE": "default", "WORKLOAD_NAME": "server",
-        "LABELS": {"app": "server"}
-    }) else {
-        unreachable!()
-    };
-    let node = LocalNode {
-        id: "server".into(),
-        cluster: "server".into(),
-        metadata,
-    };
-    let mut chains = ChainSet::default();
-    chains.http.insert(
-        Context::SidecarInbound,
-        vec![
-            Filter {
-                name: "istio.attributegen".into(),
-                kind: FilterKind::Wasm(WasmFilter {
-                    plugin_name: "attributegen".into(),
-                    root_id: String::new(),
-                    vm_id: "attributegen".into(),
-                    runtime: "envoy.wasm.runtime.v8".into(),
-                    code: WasmCode::LocalFile("attributegen_plugin.wasm".into()),
-                    configuration: config.as_bytes().to_vec(),
-                    vm_configuration: Vec::new(),
-                    fail_open: false,
-                }),
-                origin: String::new(),
-            },
-            Filter {
-                name: "envoy.filters.http.router".into(),
-                kind: FilterKind::Native {
-                    type_url: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-                        .into(),
-                },
-                origin: String::new(),
-            },
-        ],
-    );
-    let mut p = Proxy::with_cache(profile, node, cache.clone());
-    p.set_canary(true);
-    p.load(&chains, &|_: &WasmCode| Ok(bytes.to_vec()))
-        .expect("attributegen loads");
-    p
-}
-
-/// Istio's request: only the headers the test sets (plus the scheme/authority Envoy requires).
-fn request(method: Option<&str>, path: &str, status: u16) -> HttpExchange {
-    let mut headers = vec![(":path".to_string(), path.to_string())];
-    if let Some(m) = method {
-        headers.push((":method".into(), m.into()));
-    }
-    headers.push((":authority".into(), "server".into()));
-    headers.push((":scheme".into(), "http".into()));
-    let mut x = HttpExchange::new(Direction::Inbound);
-    x.start_ns = 1_700_000_000_000_000_000;
-    x.duration_ns = 1_000_000;
-    x.protocol = "HTTP/1.1".into();
-    x.code_details = "via_upstream".into();
-    x.request.headers = headers;
-    x.response = Some(HttpMessage {
-        headers: vec![(":status".into(), status.to_string())],
-        body: Vec::new(),
-        trailers: Vec::new(),
-    });
-    x
-}
 
 enum Want {
     /// `verifyRequest(..., found = true, value)`.
@@ -152,13 +67,12 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn attributegen_plugin_test_cc_on_every_profile() {
-    let bytes = module();
     // One compiled module for the 60 proxies (compiling per proxy is what takes time).
     let cache = ModuleCache::new();
     let mut failures = Vec::new();
     for profile in Profile::ALL {
         for case in cases() {
-            let mut p = proxy(profile, &case.config, &bytes, &cache);
+            let mut p = proxy(profile, &case.config, Some(&cache));
             let got = match &case.want {
                 Want::ConfigErrors => {
                     let n = p.stats().value(CONFIG_ERRORS);
