@@ -55,8 +55,13 @@ pub enum FilterKind {
     /// `istio.alpn`, `envoy.filters.http.{grpc_stats,fault,cors,router}`,
     /// `envoy.filters.network.tcp_proxy`. Istio 1.17's native stats filter is
     /// `type.googleapis.com/stats.PluginConfig`. A user's null-VM Wasm filter is *not* Native: it
-    /// is `Wasm` with `WasmCode::InlineString` (e.g. `envoy.wasm.attributegen`).
-    Native { type_url: String },
+    /// is `Wasm` with `WasmCode::InlineString` (e.g. `envoy.wasm.attributegen`). `config` is the
+    /// typed_config body (without `@type`), for the few settings the harness models (grpc_stats
+    /// `emit_filter_state`).
+    Native {
+        type_url: String,
+        config: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,12 +45,24 @@ pub const TCP_MX_TYPE: &str =
     "type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange";
 
 fn native(name: &str, type_url: &str) -> Slot {
+    native_with(name, type_url, serde_json::Map::new())
+}
+
+/// A built-in with settings (`config`: the typed_config body without `@type`).
+fn native_with(
+    name: &str,
+    type_url: &str,
+    config: serde_json::Map<String, serde_json::Value>,
+) -> Slot {
+    let mut typed_config = config.clone();
+    typed_config.insert("@type".into(), type_url.into());
     Slot {
         name: name.to_string(),
-        typed_config: Some(serde_json::json!({ "@type": type_url })),
+        typed_config: Some(serde_json::Value::Object(typed_config)),
         config_discovery: None,
         fixed: Some(FilterKind::Native {
             type_url: type_url.to_string(),
+            config,
         }),
         origin: String::new(),
         http_filters: None,
@@ -63,9 +75,17 @@ pub fn http_filters(minor: u32, context: Context) -> Vec<Slot> {
     // pilot/pkg/xds/filters/filters.go buildHTTPMxFilter); the harness emulates it by name.
     let mut out = vec![native(names::METADATA_EXCHANGE, HTTP_MX_TYPE)];
     if minor >= 17 {
-        out.push(native(
+        // pilot/pkg/xds/filters/filters.go `GrpcStats`: EmitFilterState true,
+        // StatsForAllMethods false.
+        let serde_json::Value::Object(config) =
+            serde_json::json!({"emit_filter_state": true, "stats_for_all_methods": false})
+        else {
+            unreachable!("a JSON object literal")
+        };
+        out.push(native_with(
             names::GRPC_STATS,
             "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+            config,
         ));
     }
     let alpn = if minor <= 13 {

@@ -132,6 +132,7 @@ pub fn decode(tc: &Value, path: &str, chain: ChainKind) -> Result<Decoded, Field
     Ok(Decoded {
         kind: FilterKind::Native {
             type_url: inner_url,
+            config: body,
         },
         warnings,
     })
@@ -497,7 +498,8 @@ mod tests {
         assert_eq!(
             d.kind,
             FilterKind::Native {
-                type_url: "type.googleapis.com/stats.PluginConfig".into()
+                type_url: "type.googleapis.com/stats.PluginConfig".into(),
+                config: Map::new(),
             }
         );
     }

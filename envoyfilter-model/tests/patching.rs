@@ -454,7 +454,7 @@ fn keeping_istios_own_stats_shows_two_istio_stats_filters() {
                 assert_eq!(w.code, WasmCode::InlineString("envoy.wasm.stats".into()));
                 assert_eq!(w.runtime, "envoy.wasm.runtime.null");
             }
-            (FilterKind::Native { type_url }, "native") => {
+            (FilterKind::Native { type_url, .. }, "native") => {
                 assert_eq!(type_url, "type.googleapis.com/stats.PluginConfig")
             }
             (k, _) => panic!("{version}: {k:?}"),

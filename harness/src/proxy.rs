@@ -49,6 +49,15 @@ const GRPC_STATS_TYPE: &str = "envoy.extensions.filters.http.grpc_stats.v3.Filte
 const ROUTER_TYPE: &str = "envoy.extensions.filters.http.router.v3.Router";
 const TCP_PROXY_TYPE: &str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 
+/// grpc_stats writes its `envoy.filters.http.grpc_stats` filter state only with
+/// `emit_filter_state: true` (proto JSON accepts the lowerCamelCase name too); without it the
+/// filter only counts in Envoy's own stats, which the harness does not model.
+fn emits_filter_state(config: &serde_json::Map<String, serde_json::Value>) -> bool {
+    ["emit_filter_state", "emitFilterState"]
+        .iter()
+        .any(|k| config.get(*k) == Some(&serde_json::Value::Bool(true)))
+}
+
 /// A loaded plugin: one root context in one VM.
 #[derive(Debug, Clone)]
 pub struct Plugin {
@@ -586,16 +595,18 @@ impl Proxy {
             let mut names = Vec::new();
             for f in filters {
                 match &f.kind {
-                    FilterKind::Native { type_url } if is_mx(&f.name, Some(type_url)) => {
+                    FilterKind::Native { type_url, .. } if is_mx(&f.name, Some(type_url)) => {
                         entries.push(ChainEntry::MetadataExchange);
                     }
-                    FilterKind::Native { type_url } => {
+                    FilterKind::Native { type_url, config } => {
                         let ty = envoyfilter_model::typed_config::type_name(type_url);
-                        entries.push(if ty == GRPC_STATS_TYPE && !network {
-                            ChainEntry::GrpcStats
-                        } else {
-                            ChainEntry::PassThrough(f.name.clone())
-                        });
+                        entries.push(
+                            if ty == GRPC_STATS_TYPE && !network && emits_filter_state(config) {
+                                ChainEntry::GrpcStats
+                            } else {
+                                ChainEntry::PassThrough(f.name.clone())
+                            },
+                        );
                         names.push(f.name.clone());
                         // The router / tcp_proxy end the chain.
                         if ty == ROUTER_TYPE || ty == TCP_PROXY_TYPE {

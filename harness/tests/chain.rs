@@ -140,6 +140,47 @@ fn native_filters_are_recognised_by_type_not_name() {
     assert_eq!(names, ["a"]);
 }
 
+/// grpc_stats leaves `"<requests>,<responses>"` in filter state only with `emit_filter_state`
+/// (Istio always sets it; a user's grpc_stats without it counts in Envoy's own stats only).
+#[test]
+fn grpc_stats_emits_filter_state_only_when_configured_to() {
+    let grpc_stats = |config: serde_json::Value| {
+        let mut f = native(
+            "grpc_stats",
+            "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+        );
+        if let envoyfilter_model::chain::FilterKind::Native { config: c, .. } = &mut f.kind {
+            *c = config.as_object().cloned().unwrap_or_default();
+        }
+        f
+    };
+    let mut x = exchange(Direction::Inbound);
+    x.grpc_messages = Some((3, 13));
+    for (config, want) in [
+        (
+            serde_json::json!({"emit_filter_state": true}),
+            Some(&b"3,13"[..]),
+        ),
+        (
+            serde_json::json!({"emitFilterState": true}),
+            Some(&b"3,13"[..]),
+        ),
+        (serde_json::json!({}), None),
+        (serde_json::json!({"emit_filter_state": false}), None),
+    ] {
+        let mut p = loaded(
+            Context::SidecarInbound,
+            vec![grpc_stats(config.clone()), wasm("a", ""), router()],
+        );
+        let out = p.run_http(&x);
+        assert_eq!(
+            out.filter_state.get(b"envoy.filters.http.grpc_stats"),
+            want,
+            "{config}"
+        );
+    }
+}
+
 #[test]
 fn proxy_is_send() {
     // A replay can move a loaded proxy to a worker thread.

@@ -70,6 +70,7 @@ fn chains(config: &str) -> ChainSet {
                 kind: FilterKind::Native {
                     type_url: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
                         .into(),
+                    config: Default::default(),
                 },
                 origin: String::new(),
             },

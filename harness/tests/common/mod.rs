@@ -115,6 +115,7 @@ pub fn native(name: &str, type_url: &str) -> Filter {
         name: name.into(),
         kind: FilterKind::Native {
             type_url: type_url.into(),
+            config: Default::default(),
         },
         origin: String::new(),
     }
