@@ -460,6 +460,17 @@ pub mod golden {
     }
 
     impl Scenario {
+        /// The `harness replay` arguments of this scenario, with the freshly built plugins.
+        pub fn setup_args(&self) -> harness::cli::args::SetupArgs {
+            harness::cli::args::SetupArgs {
+                proxy_version: self.proxy_version.clone(),
+                node: Some(self.node.clone()),
+                envoyfilter: self.envoyfilters.clone(),
+                wasm_dir: Some(xtask::plugins::ensure_built()),
+                extra_stat_tags: Vec::new(),
+            }
+        }
+
         pub fn load(dir: &Path) -> Result<Self, String> {
             let m = read_commented_json(&dir.join("scenario.yaml"))?;
             let get = |k: &str| {
@@ -600,19 +611,12 @@ pub mod golden {
     /// the Prometheus text. Any line problem, failed event or skipped plugin is an error: golden
     /// traffic must replay cleanly.
     pub fn replay(s: &Scenario) -> Result<String, String> {
-        use harness::cli::args::SetupArgs;
         use harness::cli::load::{describe_failure, load_proxy, LoadFailure};
         use harness::cli::output::prometheus_text;
         use harness::cli::setup::prepare;
         use harness::replay::run::{replay_source, Summary};
 
-        let args = SetupArgs {
-            proxy_version: s.proxy_version.clone(),
-            node: Some(s.node.clone()),
-            envoyfilter: s.envoyfilters.clone(),
-            wasm_dir: Some(xtask::plugins::ensure_built()),
-            extra_stat_tags: Vec::new(),
-        };
+        let args = s.setup_args();
         let mut notes = Vec::new();
         let setup = prepare(&args, &mut |n| notes.push(n))?;
         let (mut proxy, report) =

@@ -17,7 +17,6 @@
 
 use e2e_tests::prom::golden;
 use envoyfilter_model::chain::{FilterKind, WasmCode};
-use harness::cli::args::SetupArgs;
 use harness::cli::load::describe_failure;
 use harness::cli::setup::{prepare, Setup};
 use harness::profile::Profile;
@@ -28,14 +27,7 @@ const SECOND_NS: i64 = 1_000_000_000;
 
 fn setup(scenario: &str) -> Setup {
     let s = golden::Scenario::load(&golden::istio_dir().join(scenario)).expect("scenario loads");
-    let args = SetupArgs {
-        proxy_version: s.proxy_version.clone(),
-        node: Some(s.node.clone()),
-        envoyfilter: s.envoyfilters.clone(),
-        wasm_dir: Some(xtask::plugins::ensure_built()),
-        extra_stat_tags: Vec::new(),
-    };
-    prepare(&args, &mut |_| {}).unwrap_or_else(|e| panic!("{scenario}: {e}"))
+    prepare(&s.setup_args(), &mut |_| {}).unwrap_or_else(|e| panic!("{scenario}: {e}"))
 }
 
 /// The stats filter's configuration JSON in a setup's chains (outbound HTTP).
