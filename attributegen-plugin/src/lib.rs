@@ -8,7 +8,7 @@
 //! * [`plugin`]: the root logic (configure, counters, per-phase runs), host-independent.
 //! * [`output`]: the write/metric trait and its fake; reads go through
 //!   `proxy_attributes::host::Host`.
-//! * `glue` (wasm32, non-test only): the `proxy_wasm` binding.
+//! * `glue` (wasm32, non-test only): the Proxy-Wasm ABI exports over the shared binding.
 
 #![cfg_attr(
     not(test),

@@ -121,3 +121,31 @@ fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
     ];
     assert_eq!(callbacks, want);
 }
+
+/// attributegen acts on request headers (`ON_REQUEST` generators) and in `onLog`
+/// (`AFTER_RESPONSE`, the default phase) only, so besides the root lifecycle (context create,
+/// vm start, configure, done, delete) it exports just those two. The Rust SDK's dispatcher,
+/// which it used before, exported every callback: a VM entry per body chunk, trailer block and
+/// response-header block for nothing.
+#[test]
+fn the_attributegen_module_exports_only_the_callbacks_it_acts_in() {
+    let path = xtask::plugins::plugin_path("attributegen_plugin.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut callbacks: Vec<String> = surface(&bytes)
+        .expect("parses")
+        .exports
+        .into_iter()
+        .filter(|e| e.starts_with("proxy_on_"))
+        .collect();
+    callbacks.sort();
+    let want = [
+        "proxy_on_configure",
+        "proxy_on_context_create",
+        "proxy_on_delete",
+        "proxy_on_done",
+        "proxy_on_log",
+        "proxy_on_request_headers",
+        "proxy_on_vm_start",
+    ];
+    assert_eq!(callbacks, want);
+}

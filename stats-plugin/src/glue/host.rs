@@ -1,7 +1,9 @@
-//! `Host`, `Metrics` and `log` over the ABI.
+//! `Host` and `Metrics` over the ABI binding both plugins share (`proxy_attributes::host::envoy`).
 
-use super::ffi;
 use crate::series::{MetricKind, Metrics};
+use proxy_attributes::host::envoy::calls::{
+    self as ffi, METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM,
+};
 
 /// Envoy, through the ABI binding both plugins share.
 pub use proxy_attributes::host::envoy::EnvoyHost as WasmHost;
@@ -11,9 +13,9 @@ pub struct WasmMetrics;
 impl Metrics for WasmMetrics {
     fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
         let t = match kind {
-            MetricKind::Counter => 0,
-            MetricKind::Gauge => 1,
-            MetricKind::Histogram => 2,
+            MetricKind::Counter => METRIC_COUNTER,
+            MetricKind::Gauge => METRIC_GAUGE,
+            MetricKind::Histogram => METRIC_HISTOGRAM,
         };
         ffi::define_metric(t, name)
     }
@@ -25,29 +27,4 @@ impl Metrics for WasmMetrics {
     fn increment(&mut self, id: u32, delta: i64) {
         ffi::increment_metric(id, delta);
     }
-}
-
-/// `log` → `proxy_log` (levels: trace 0 … error 4).
-pub struct WasmLogger;
-
-impl log::Log for WasmLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        let level = match record.level() {
-            log::Level::Trace => 0,
-            log::Level::Debug => 1,
-            log::Level::Info => 2,
-            log::Level::Warn => 3,
-            log::Level::Error => 4,
-        };
-        ffi::log(level, &record.args().to_string());
-    }
-
-    fn flush(&self) {}
 }

@@ -10,17 +10,16 @@
 //! Metrics are defined in `proxy_on_configure`, never in `_initialize` (restricted on Envoy
 //! ≥ 1.24).
 
-mod ffi;
 mod host;
 
 use crate::plugin::{StatsPlugin, Stream};
 use crate::Direction;
-use host::{WasmHost, WasmLogger, WasmMetrics};
+use host::{WasmHost, WasmMetrics};
+use proxy_attributes::host::envoy::calls::{self as ffi, BUFFER_PLUGIN_CONFIGURATION};
 use proxy_attributes::host::Host;
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 
-const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 const ACTION_CONTINUE: u32 = 0;
 
 struct Root {
@@ -46,8 +45,6 @@ thread_local! {
     static DISPATCHER: RefCell<Dispatcher> = RefCell::new(Dispatcher::default());
 }
 
-static LOGGER: WasmLogger = WasmLogger;
-
 /// Runs `f` on the dispatcher; a re-entrant call (impossible with this ABI) is ignored rather
 /// than trapping.
 fn with<R: Default>(f: impl FnOnce(&mut Dispatcher) -> R) -> R {
@@ -72,23 +69,8 @@ fn direction_from_root_id(root_id: &str) -> Direction {
     }
 }
 
-#[no_mangle]
-pub extern "C" fn _initialize() {
-    // Only logger setup: no hostcalls here (restricted on Envoy >= 1.24).
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
-    }
-}
-
-#[no_mangle]
-pub extern "C" fn proxy_abi_version_0_2_1() {}
-
-/// The allocator Envoy uses to hand buffers to the plugin (same contract as the Rust SDK).
-#[no_mangle]
-pub extern "C" fn malloc(size: usize) -> *mut u8 {
-    let slice: Box<[std::mem::MaybeUninit<u8>]> = Box::new_uninit_slice(size);
-    Box::into_raw(slice) as *mut u8
-}
+// `_initialize`, the ABI marker and `malloc`.
+proxy_attributes::envoy_module_exports!();
 
 #[no_mangle]
 pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {

@@ -8,10 +8,40 @@
 
 use super::{HeaderMap, Host};
 
+pub mod calls;
+pub mod logger;
+
+/// The exports every Proxy-Wasm module needs besides its callbacks: the ABI version marker,
+/// the allocator Envoy hands returned buffers through (cpp-host looks up `malloc`, then
+/// `proxy_on_memory_allocate`) and `_initialize`, which installs the [`logger`] and makes no
+/// host call (restricted on Envoy ≥ 1.24). Each plugin invokes it once at its crate root.
+#[macro_export]
+macro_rules! envoy_module_exports {
+    () => {
+        #[no_mangle]
+        pub extern "C" fn _initialize() {
+            $crate::host::envoy::logger::install();
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+        #[no_mangle]
+        pub extern "C" fn malloc(size: usize) -> *mut u8 {
+            $crate::host::envoy::allocate(size)
+        }
+    };
+}
+
+/// A `size`-byte buffer for the host to fill, released by [`take`] (same layout: `len` bytes,
+/// alignment 1).
+#[inline(always)]
+pub fn allocate(size: usize) -> *mut u8 {
+    let slice: Box<[std::mem::MaybeUninit<u8>]> = Box::new_uninit_slice(size);
+    Box::into_raw(slice) as *mut u8
+}
+
 mod abi {
-    // The Rust SDK declares the same imports with its `Status` enum as the return type; the wasm
-    // signature is the same (all i32), so both resolve to one `env.*` import.
-    #![allow(clashing_extern_declarations)]
     #[link(wasm_import_module = "env")]
     extern "C" {
         pub fn proxy_get_property(
@@ -33,6 +63,24 @@ mod abi {
             return_value_data: *mut *mut u8,
             return_value_size: *mut usize,
         ) -> u32;
+        pub fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+        pub fn proxy_get_buffer_bytes(
+            buffer_type: u32,
+            start: usize,
+            max_size: usize,
+            return_buffer_data: *mut *mut u8,
+            return_buffer_size: *mut usize,
+        ) -> u32;
+        pub fn proxy_define_metric(
+            metric_type: u32,
+            name_data: *const u8,
+            name_size: usize,
+            return_id: *mut u32,
+        ) -> u32;
+        pub fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+        pub fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+        pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+        pub fn proxy_set_effective_context(context_id: u32) -> u32;
     }
 }
 

@@ -1,35 +1,11 @@
-//! The Proxy-Wasm ABI 0.2.1 imports this plugin uses, wrapped so that every status maps to a
-//! `Result`/`Option`. The Rust SDK's `hostcalls` wrappers `panic!` on statuses they do not expect
-//! (and `unwrap` non-UTF-8 header values); with `panic = "abort"` that is a trap that poisons the
-//! Envoy VM, so the plugin calls the ABI directly.
+//! The root-side Proxy-Wasm ABI 0.2.1 calls both plugins make (log, configuration buffer,
+//! metrics, tick, effective context), each status mapped to an `Option`/`bool`, for the reason
+//! given in [`super`]: the SDK's `hostcalls` wrappers panic, and a panic is a trap.
 
 use std::ptr::null_mut;
 
-const STATUS_OK: u32 = 0;
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
-    fn proxy_get_buffer_bytes(
-        buffer_type: u32,
-        start: usize,
-        max_size: usize,
-        return_buffer_data: *mut *mut u8,
-        return_buffer_size: *mut usize,
-    ) -> u32;
-    fn proxy_define_metric(
-        metric_type: u32,
-        name_data: *const u8,
-        name_size: usize,
-        return_id: *mut u32,
-    ) -> u32;
-    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
-    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
-    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-    fn proxy_set_effective_context(context_id: u32) -> u32;
-}
-
-use proxy_attributes::host::envoy::take;
+use super::abi::*;
+use super::{take, STATUS_OK};
 
 pub fn log(level: u32, message: &str) {
     // SAFETY: pointer and length describe a live `&str`.
@@ -51,6 +27,15 @@ pub fn buffer(buffer_type: u32, start: usize, max_size: usize) -> Option<Vec<u8>
     }
 }
 
+/// `proxy_metric_type_t`.
+pub const METRIC_COUNTER: u32 = 0;
+pub const METRIC_GAUGE: u32 = 1;
+pub const METRIC_HISTOGRAM: u32 = 2;
+
+/// `proxy_buffer_type_t::PluginConfiguration`.
+pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
+
+/// `proxy_define_metric`; `None` for any non-OK status.
 pub fn define_metric(metric_type: u32, name: &str) -> Option<u32> {
     let mut id: u32 = 0;
     // SAFETY: as above.
