@@ -9,10 +9,16 @@
 //!   with the book's dimensions `upstream_proxy_version: upstream_peer.istio_version`,
 //!   `source_mesh_id: node.metadata['MESH_ID']`, `upstream_operation: istio_operationId` and the
 //!   `get_calls` definition (book-examples.md §1–§3, as in envoyfilters/1.17/);
-//! * `attributegen_book` — istio.attributegen alone with the book rules.
+//! * `attributegen_book` — istio.attributegen alone with the book rules;
+//! * `floor_stats_default`, `floor_attributegen_book` — the ABI floor of the two plugin cases:
+//!   a hand-written module with the same exports that makes exactly the host calls the plugin
+//!   makes for this exchange (same properties, header and metric calls, in the same callbacks)
+//!   and nothing else, with an allocator that is one constant. Plugin cost = floor + the
+//!   module's own work, so the floor is what no implementation of these plugins under
+//!   Envoy's ABI can go below in this harness.
 //!
-//! Env: `PLUGINS_BENCH_N` (streams per round), `PLUGINS_BENCH_ONLY=<case>` (one case, no criterion;
-//! for callgrind), `PLUGINS_BENCH_WASM_DIR` (plugins built elsewhere).
+//! Env: `PLUGINS_BENCH_N` (streams per round), `PLUGINS_BENCH_ONLY=<case>[,<case>…]` (those
+//! cases, the table only, no criterion; for callgrind or a quick table), `PLUGINS_BENCH_WASM_DIR` (plugins built elsewhere).
 //!
 //! `cargo bench -p harness --bench plugins` prints a table (median ns/request, minus noop) before
 //! criterion's own output. Goals (stats-spec/perf issues): stats default ≤ 2 µs, book ≤ 5 µs,
@@ -42,6 +48,104 @@ const NOOP_WAT: &str = r#"(module
   (func (export "proxy_on_log") (param i32))
   (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
   (func (export "proxy_on_delete") (param i32)))"#;
+
+/// The properties istio.stats reads in `onLog` for this exchange with `{}` (outbound, upstream
+/// peer from filter state, no CEL): the reads `stats-plugin/examples/report_bench.rs` prints
+/// with `TRACE_CALLS=1`, in that order, less `request.method` (the book's `get_calls` only).
+const STATS_DEFAULT_READS: [&str; 13] = [
+    "request.host",
+    "upstream_peer_id",
+    "cluster_name",
+    "route_name",
+    "cluster_metadata.filter_metadata.istio.services.0.name",
+    "cluster_metadata.filter_metadata.istio.services.0.host",
+    "upstream.uri_san_peer_certificate",
+    "upstream.uri_san_local_certificate",
+    "response.code",
+    "response.flags",
+    "request.duration",
+    "request.total_size",
+    "response.total_size",
+];
+
+/// A module with the given exports' shapes that, per stream, makes the listed host calls and
+/// nothing else. Strings live in a data segment from offset 1024; out-pointers and metric ids
+/// below it; `malloc` always answers 4096 (values are never read).
+fn floor_wat(
+    request_header: Option<&str>,
+    log_reads: &[&str],
+    metrics: usize,
+    set: Option<(&str, &str)>,
+    response_headers: bool,
+) -> String {
+    let mut data = Vec::<u8>::new();
+    let mut put = |s: &str| -> (usize, usize) {
+        let at = 1024 + data.len();
+        // ABI property paths are the parts joined with NUL.
+        data.extend(s.bytes().map(|b| if b == b'.' { 0 } else { b }));
+        (at, s.len())
+    };
+    let header = request_header.map(&mut put);
+    let reads: Vec<(usize, usize)> = log_reads.iter().map(|p| put(p)).collect();
+    let set = set.map(|(k, v)| (put(k), put(v)));
+    let names: Vec<(usize, usize)> = (0..metrics)
+        .map(|i| put(&format!("floor_metric_{i}")))
+        .collect();
+    // WAT string: every byte as a `\hh` escape.
+    let data: String = data.iter().map(|b| format!("\\{b:02x}")).collect();
+    let mut configure = String::new();
+    for (i, (at, len)) in names.iter().enumerate() {
+        // Type: the first a counter (requests_total), the rest histograms (duration, sizes).
+        let t = if i == 0 { 0 } else { 2 };
+        configure += &format!("(drop (call $define (i32.const {t}) (i32.const {at}) (i32.const {len}) (i32.const {})))\n", 64 + 4 * i);
+    }
+    let mut on_log = String::new();
+    for (at, len) in &reads {
+        on_log += &format!(
+            "(drop (call $get (i32.const {at}) (i32.const {len}) (i32.const 16) (i32.const 20)))\n"
+        );
+    }
+    for i in 0..metrics {
+        let id = format!("(i32.load (i32.const {}))", 64 + 4 * i);
+        on_log += &if i == 0 {
+            format!("(drop (call $inc {id} (i64.const 1)))\n")
+        } else {
+            format!("(drop (call $rec {id} (i64.const 3)))\n")
+        };
+    }
+    if let Some(((k, kl), (v, vl))) = set {
+        on_log += &format!("(drop (call $set (i32.const {k}) (i32.const {kl}) (i32.const {v}) (i32.const {vl})))\n");
+    }
+    let on_request = header.map_or(String::new(), |(at, len)| {
+        format!("(drop (call $header (i32.const 0) (i32.const {at}) (i32.const {len}) (i32.const 16) (i32.const 20)))")
+    });
+    let response = if response_headers {
+        r#"(func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)"#
+    } else {
+        ""
+    };
+    format!(
+        r#"(module
+  (import "env" "proxy_get_property" (func $get (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_property" (func $set (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+  (import "env" "proxy_record_metric" (func $rec (param i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{data}")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) i32.const 4096)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) {configure} i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {on_request} i32.const 0)
+  {response}
+  (func (export "proxy_on_log") (param i32) {on_log})
+  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+  (func (export "proxy_on_delete") (param i32)))"#
+    )
+}
 
 const BOOK_ATTRIBUTEGEN: &str = r#"{"attributes": [{"output_attribute": "istio_operationId", "match": [{"value": "getitems", "condition": "request.url_path == '/items' && request.method == 'GET'"}, {"value": "createitem", "condition": "request.url_path == '/items' && request.method == 'POST'"}, {"value": "deleteitem", "condition": "request.url_path == '/items' && request.method == 'DELETE'"}]}]}"#;
 
@@ -225,6 +329,28 @@ fn main() {
         wat::parse_str(NOOP_WAT).expect("wat"),
     )
     .expect("noop");
+    // The floors: stats `{}` reads content-type on request headers (gRPC detection), 13
+    // properties and 4 metric calls in onLog, and exports response headers (its tick queue);
+    // attributegen's book rules read url_path and method and set istio_operationId in onLog.
+    let floors = [
+        (
+            "floor_stats.wasm",
+            floor_wat(Some("content-type"), &STATS_DEFAULT_READS, 4, None, true),
+        ),
+        (
+            "floor_attributegen.wasm",
+            floor_wat(
+                None,
+                &["request.url_path", "request.method"],
+                0,
+                Some(("istio_operationId", "getitems")),
+                false,
+            ),
+        ),
+    ];
+    for (file, wat) in floors {
+        std::fs::write(dir.join(file), wat::parse_str(&wat).expect("floor wat")).expect("floor");
+    }
 
     let stats = |config: &str| {
         patch(
@@ -252,12 +378,29 @@ fn main() {
         ("stats_default", vec![stats("{}")]),
         ("stats_book", vec![attrgen(), stats(BOOK_STATS)]),
         ("attributegen_book", vec![attrgen()]),
+        (
+            "floor_stats_default",
+            vec![patch("floor", "floor", "floor", "floor_stats.wasm", "{}")],
+        ),
+        (
+            "floor_attributegen_book",
+            vec![patch(
+                "floor",
+                "floor",
+                "floor",
+                "floor_attributegen.wasm",
+                "{}",
+            )],
+        ),
     ];
-    // PLUGINS_BENCH_ONLY=<case>: that case alone, no criterion run (for perf/callgrind).
+    // PLUGINS_BENCH_ONLY=<case>[,<case>…]: those cases, no criterion run (for perf/callgrind).
     let only = std::env::var("PLUGINS_BENCH_ONLY").ok();
     let cases: Vec<_> = cases
         .into_iter()
-        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|o| o == *name))
+        })
         .collect();
     let x = exchange();
     let n: u32 = std::env::var("PLUGINS_BENCH_N")
@@ -277,6 +420,7 @@ fn main() {
     println!("| case | ns/stream (median of 7 × {n}) | plugin cost (− noop) |");
     println!("|---|---:|---:|");
     let mut noop = 0.0;
+    let mut times = Vec::new();
     for (name, p) in &mut proxies {
         let t = median_ns(p, &x, n, 7);
         if *name == "noop" {
@@ -284,6 +428,17 @@ fn main() {
             println!("| {name} | {t:.0} | – |");
         } else {
             println!("| {name} | {t:.0} | {:.0} |", t - noop);
+        }
+        times.push((*name, t));
+    }
+    // The module's own work: a plugin case minus its ABI floor.
+    let time = |case: &str| times.iter().find(|(n, _)| *n == case).map(|(_, t)| *t);
+    for (plugin, floor) in [
+        ("stats_default", "floor_stats_default"),
+        ("attributegen_book", "floor_attributegen_book"),
+    ] {
+        if let (Some(p), Some(f)) = (time(plugin), time(floor)) {
+            println!("{plugin}: {:.0} ns above its ABI floor ({floor})", p - f);
         }
     }
 

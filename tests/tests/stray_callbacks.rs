@@ -16,11 +16,14 @@ fn instantiate(file: &str) -> (Store<()>, Instance) {
         .define_unknown_imports_as_traps(&module)
         .expect("stub imports");
     let mut store = Store::new(&engine, ());
-    let instance = linker.instantiate(&mut store, &module).expect("instantiates");
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .expect("instantiates");
     let init: TypedFunc<(), ()> = instance
         .get_typed_func(&mut store, "_initialize")
         .expect("_initialize");
-    init.call(&mut store, ()).expect("_initialize makes no host call");
+    init.call(&mut store, ())
+        .expect("_initialize makes no host call");
     (store, instance)
 }
 
