@@ -295,10 +295,7 @@ impl Scalar {
     fn decode(bytes: Vec<u8>, kind: Kind) -> Option<Scalar> {
         Some(match kind {
             // Lossy like the interpreter's view always was; valid UTF-8 keeps the buffer.
-            Kind::Str => Scalar::Str(match String::from_utf8(bytes) {
-                Ok(s) => s,
-                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            }),
+            Kind::Str => Scalar::Str(crate::bytes::into_string_lossy(bytes)),
             Kind::Int => Scalar::Int(values::as_i64(&bytes)?),
             Kind::Uint => Scalar::Uint(values::as_u64(&bytes)?),
             Kind::Bool => Scalar::Bool(values::as_bool(&bytes)?),
@@ -368,14 +365,14 @@ fn decode_dynamic_at(bytes: &[u8], depth: usize) -> cel::Value {
             }
         }
     }
-    match std::str::from_utf8(bytes) {
+    match crate::bytes::as_str(bytes) {
         Ok(s) => cel::Value::String(std::sync::Arc::new(s.to_string())),
         Err(_) => cel::Value::Bytes(std::sync::Arc::new(bytes.to_vec())),
     }
 }
 
 fn dynamic_val(bytes: &[u8]) -> Option<Box<dyn Val>> {
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    if let Ok(s) = crate::bytes::as_str(bytes) {
         if !bytes.contains(&0) {
             return Some(Box::new(CelString::from(s.to_string())));
         }
@@ -551,7 +548,7 @@ impl<'h> Attributes<'h> {
         let v = if bytes.contains(&0) {
             dynamic_val(&bytes)?
         } else {
-            match String::from_utf8(bytes) {
+            match crate::bytes::into_string(bytes) {
                 // The common case (a UTF-8 label): the buffer becomes the string, no copy.
                 Ok(s) => return Some(Ok(cel::Value::String(Arc::new(s)))),
                 Err(e) => dynamic_val(e.as_bytes())?,

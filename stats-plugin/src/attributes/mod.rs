@@ -203,15 +203,9 @@ pub struct Env<'a> {
 
 /// `path` is NUL-joined at compile time ([`property_path!`]): report paths are constants.
 fn string_property(host: &dyn Host, path: &str) -> Option<String> {
-    host.property_joined(path).map(bytes_to_string)
-}
-
-/// UTF-8 without a copy; invalid sequences replaced (labels are text).
-pub fn bytes_to_string(b: Vec<u8>) -> String {
-    match String::from_utf8(b) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }
+    // UTF-8 without a copy; invalid sequences replaced (labels are text).
+    host.property_joined(path)
+        .map(proxy_attributes::bytes::into_string_lossy)
 }
 
 fn i64_property(host: &dyn Host, path: &str) -> Option<i64> {

@@ -66,7 +66,7 @@ impl MetricCache {
         self.slots
             .get(slot)
             .and_then(|&(s, e)| self.key.get(s..e))
-            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|b| proxy_attributes::bytes::as_str(b).ok())
             .unwrap_or("")
     }
 

@@ -123,10 +123,7 @@ impl Host for EnvoyHost {
             take(data, len).unwrap_or_default()
         };
         // Header values may hold obs-text bytes: replace invalid UTF-8 instead of failing.
-        Some(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        Some(crate::bytes::into_string_lossy(bytes))
     }
 }
 
