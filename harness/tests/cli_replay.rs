@@ -437,3 +437,89 @@ fn every_proxy_version_labels_outbound_items_calls_with_upstream_operation() {
         );
     }
 }
+
+/// `--expect`: the hand-derived `inbound_basic.prom` checked by the CLI itself (exit 0, one
+/// summary line), and the same expectation with one value changed by hand (the 201 series
+/// counted 2 instead of 1): exit 3, the difference named on stderr, the full text still on
+/// stdout.
+#[test]
+fn expect_checks_the_output_against_a_golden_text() {
+    let args = [
+        "--envoyfilter",
+        ISTIO_DEFAULT_1_17,
+        "--expect",
+        "testdata/expected/inbound_basic.prom",
+        "testdata/traffic/cli/inbound_basic.jsonl",
+    ];
+    let run = replay(&args);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("expect testdata/expected/inbound_basic.prom: ok (206 series in 8 families)"),
+        "{}",
+        run.stderr
+    );
+
+    let golden = expected("inbound_basic.prom");
+    let target = golden
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{response_code=\"201\""))
+        .expect("the 201 series");
+    assert!(target.ends_with("} 1"), "{target}");
+    let changed = golden.replace(target, &format!("{}2", &target[..target.len() - 1]));
+    let dir = temp_dir("expect-mismatch");
+    let path = dir.join("want.prom");
+    std::fs::write(&path, changed).unwrap();
+    let mut args = args;
+    args[3] = path.to_str().unwrap();
+    let run = replay(&args);
+    assert_eq!(run.code, 3, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains(": 1 differences"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("response_code=\"201\"") && run.stderr.contains(": expected 2, got 1"),
+        "{}",
+        run.stderr
+    );
+    assert_text_eq(&run.stdout, &golden);
+}
+
+/// A partial expectation pins only the families it mentions (here `istio_requests_total` of the
+/// outbound sample, as `outbound_tcp.counters.prom` does); an unreadable one is a usage error
+/// named with its line, found before any traffic is replayed (exit 1).
+#[test]
+fn expect_compares_only_the_families_it_mentions_and_rejects_bad_files() {
+    let run = replay(&[
+        "--envoyfilter",
+        ISTIO_DEFAULT_1_17,
+        "--no-output",
+        "--expect",
+        "testdata/expected/outbound_tcp.counters.prom",
+        "testdata/traffic/cli/outbound_tcp.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    assert!(run.stderr.contains(": ok ("), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+
+    let dir = temp_dir("expect-bad");
+    let path = dir.join("bad.prom");
+    std::fs::write(
+        &path,
+        "# TYPE istio_requests_total counter\nistio_requests_total{a=1} 2\n",
+    )
+    .unwrap();
+    let run = replay(&[
+        "--envoyfilter",
+        ISTIO_DEFAULT_1_17,
+        "--expect",
+        path.to_str().unwrap(),
+        "testdata/traffic/cli/outbound_tcp.jsonl",
+    ]);
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("--expect {}: line 2: ", path.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("replayed"), "{}", run.stderr);
+}

@@ -9,7 +9,7 @@
 //!
 //! * [`TagExtractor`] is Envoy's tag extraction with Istio's bootstrap `stats_tags`
 //!   ([`TagExtractor::istio`], [`TagExtractor::istio_proxy_tests`]).
-//! * [`prometheus::render`] prints `/stats/prometheus`; [`circllhist`] holds the histogram
+//! * [`prometheus::render`] prints `/stats/prometheus` ([`exposition`] reads it back); [`circllhist`] holds the histogram
 //!   approximation Envoy applies to bucket counts and sums.
 
 //!
@@ -34,6 +34,7 @@
 //! expectation `2.2599999999999997868371792719699` shows it does).
 
 pub mod circllhist;
+pub mod exposition;
 pub mod histogram;
 pub mod istio_tags;
 pub mod prometheus;

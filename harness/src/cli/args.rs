@@ -24,7 +24,8 @@ pub enum Command {
     /// Stderr: per-line problems with line numbers, then a summary (events replayed, lines
     /// skipped, wall time, events/s). Exit 0 when the setup loaded (bad traffic lines are skipped
     /// and counted, not fatal); exit 1 with the reason when the setup is unusable (bad node or
-    /// EnvoyFilter YAML, missing .wasm, a plugin rejected its configuration, unreadable traffic).
+    /// EnvoyFilter YAML, missing .wasm, a plugin rejected its configuration, unreadable traffic,
+    /// an unreadable `--expect` file); exit 3 when the output differs from `--expect`.
     ///
     /// Traffic format: the replay-format contract (one JSON object per line; blank lines
     /// skipped). Unknown fields are ignored with one warning per field path; a line with a wrong
@@ -119,8 +120,16 @@ pub struct ReplayArgs {
 
     /// Only decode and check the traffic (no proxy, no plugins): report bad lines and exit 0,
     /// or 2 when any line was skipped.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "expect")]
     pub validate: bool,
+
+    /// Compare the Prometheus text with an expected one (a reviewed earlier output, or a
+    /// hand-derived golden): every series in FILE must be present with its value (labels
+    /// compared as sets), every `# TYPE` in FILE must match, and every family FILE mentions must
+    /// hold no other series; families it does not mention are not compared. Differences go to
+    /// stderr, one per line, and the exit code is 3 when there is any.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -14,6 +14,7 @@ use crate::abi::LogLevel;
 use crate::proxy::Proxy;
 use crate::replay::run::{peak_rss_kib, replay_source, EventSink, Problem, Summary};
 use crate::stream::{HttpExchange, HttpPlan, Reload, TcpConnection};
+use stats_sink::exposition::{self, Exposition};
 
 /// Runs events on the proxy; plugin log lines at warning or above go to stderr (capped), and
 /// the log buffer is drained after every event so memory stays flat.
@@ -159,6 +160,11 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         return validate(args);
     }
     let started = Instant::now();
+    // Read before replaying: a bad expectation is a usage error, found before the work.
+    let expected = match args.expect.as_deref().map(read_expectation).transpose() {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
     let mut note = |n: String| eprintln!("note: {n}");
     let setup = match prepare(&args.setup, &mut note) {
         Ok(s) => s,
@@ -232,9 +238,9 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         eprintln!("… {logs_dropped} more plugin log lines at warning or above not shown");
     }
 
-    if !args.no_output {
-        let text = prometheus_text(&proxy, &setup);
-        if let Err(e) = write_stdout(&text) {
+    let text = (!args.no_output || expected.is_some()).then(|| prometheus_text(&proxy, &setup));
+    if let (false, Some(text)) = (args.no_output, &text) {
+        if let Err(e) = write_stdout(text) {
             // A closed pipe (`| head`) is not a replay failure.
             if e.kind() != io::ErrorKind::BrokenPipe {
                 return fail(&format!("writing stdout: {e}"));
@@ -252,7 +258,43 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             peak_rss_kib().map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
         );
     }
-    ExitCode::SUCCESS
+    match (&expected, &text) {
+        (Some((path, want)), Some(text)) => check_expectation(path, want, text),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// `--expect FILE`, parsed.
+fn read_expectation(path: &Path) -> Result<(String, Exposition), String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--expect {name}: {e}"))?;
+    let want = exposition::parse(&text).map_err(|e| format!("--expect {name}: {e}"))?;
+    if want.samples.is_empty() && want.types.is_empty() {
+        return Err(format!("--expect {name}: no series and no # TYPE line"));
+    }
+    Ok((name, want))
+}
+
+/// Compares the replay's exposition with the expectation; exit 3 on any difference.
+fn check_expectation(name: &str, want: &Exposition, text: &str) -> ExitCode {
+    let got = match exposition::parse(text) {
+        Ok(g) => g,
+        Err(e) => return fail(&format!("the replay's own output does not parse: {e}")),
+    };
+    let problems = exposition::compare(want, &got);
+    if problems.is_empty() {
+        eprintln!(
+            "expect {name}: ok ({} series in {} families)",
+            want.samples.len(),
+            want.families().len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("expect {name}: {} differences", problems.len());
+    for p in &problems {
+        eprintln!("  {}", p.replace('\n', "\n  "));
+    }
+    ExitCode::from(3)
 }
 
 fn fail(msg: &str) -> ExitCode {
