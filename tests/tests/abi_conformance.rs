@@ -149,3 +149,50 @@ fn the_attributegen_module_exports_only_the_callbacks_it_acts_in() {
     ];
     assert_eq!(callbacks, want);
 }
+
+/// Envoy's V8 runs with V8's default wasm features (cpp-host `src/v8/v8.cc` passes only
+/// `--no-liftoff`, the memory cap and the stack-trace limit). The oldest Envoy we target, 1.21
+/// (Istio 1.13), carries V8 9.5 (envoy PR #18621; 9.9 landed after the 1.21 cut, PR #19652),
+/// where reference types — and with them the overlong `call_indirect` table-index encoding that
+/// rustc ≥ 1.82 emits by default — were still behind `--experimental-wasm-reftypes`; they
+/// shipped in V8 9.6. Bulk memory, sign extension, saturating float-to-int, multi-value and
+/// mutable globals all shipped earlier. So both built modules must validate without reference
+/// types (wasm-opt rewrites the overlong encodings). SIMD is left out too: neither module
+/// needs it.
+#[test]
+fn both_plugins_validate_with_the_features_of_istio_1_13s_v8() {
+    use wasmparser::{Validator, WasmFeatures};
+    let v8_9_5 = WasmFeatures::WASM1
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::SATURATING_FLOAT_TO_INT
+        | WasmFeatures::MULTI_VALUE;
+    for (_, file) in xtask::plugins::PLUGINS {
+        let path = xtask::plugins::plugin_path(file);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Err(e) = Validator::new_with_features(v8_9_5).validate_all(&bytes) {
+            panic!(
+                "{file} needs a wasm feature V8 9.5 lacks by default: {e}\n{}",
+                xtask::plugins::UNOPTIMISED_WARNING
+            );
+        }
+    }
+    // The check has teeth: an overlong table index (what rustc emits before wasm-opt) fails it.
+    let overlong = [
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: () -> ()
+        0x03, 0x02, 0x01, 0x00, // one function of type 0
+        0x04, 0x04, 0x01, 0x70, 0x00, 0x01, // table: funcref, min 1
+        0x0a, 0x0c, 0x01, 0x0a, 0x00, // code: one body of 10 bytes, no locals
+        0x41, 0x00, // i32.const 0
+        0x11, 0x00, 0x80, 0x80, 0x80,
+        0x00, // call_indirect type 0, table index 0 as a 5-byte LEB
+        0x0b, // end
+    ];
+    assert!(Validator::new_with_features(WasmFeatures::WASM2)
+        .validate_all(&overlong)
+        .is_ok());
+    assert!(Validator::new_with_features(v8_9_5)
+        .validate_all(&overlong)
+        .is_err());
+}

@@ -28,6 +28,15 @@ pub const WASM_OPT_FEATURES: [&str; 6] = [
     "--enable-reference-types",
 ];
 
+/// Why a module straight from cargo is not fit to ship: rustc ≥ 1.82 targets wasm with
+/// reference types on, and the linker leaves every `call_indirect` table index as a padded
+/// 5-byte LEB, which only an engine with reference types accepts. Envoy 1.21 (Istio 1.13) runs
+/// V8 9.5, where they were not yet on by default. wasm-opt re-encodes those immediates;
+/// `tests/tests/abi_conformance.rs` checks the result against V8 9.5's feature set.
+pub const UNOPTIMISED_WARNING: &str = "warning: wasm-opt was not run, so these modules need wasm \
+reference types (padded call_indirect table indexes) and Istio 1.13's Envoy (V8 9.5) will refuse \
+them; install binaryen (apt-get install binaryen) and build again before deploying";
+
 /// One built module.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -91,9 +100,13 @@ pub fn build() -> Result<BuildReport, String> {
             .join(file);
         let dest = out.join(file);
         let cargo_bytes = size(&built)?;
+        // wasm-opt's output of this very build is there already: newer than the build and not
+        // a plain copy of it (what a run without wasm-opt leaves, same size).
+        let already_optimised =
+            !is_newer(&built, &dest) && size(&dest).ok().is_some_and(|b| b != cargo_bytes);
         let optimised = match &wasm_opt {
-            Some(bin) if is_newer(&built, &dest) => run_wasm_opt(bin, &built, &dest)?,
-            Some(_) => true, // dest is already the optimised copy of this build
+            Some(_) if already_optimised => true,
+            Some(bin) => run_wasm_opt(bin, &built, &dest)?,
             None => {
                 std::fs::copy(&built, &dest)
                     .map_err(|e| format!("cannot copy {}: {e}", built.display()))?;
