@@ -56,9 +56,6 @@ fn wasm(out: &mut dyn std::io::Write) -> Result<(), String> {
         report.cargo_time.as_secs_f64(),
         report.wasm_opt_time.as_secs_f64()
     );
-    if report.modules.iter().any(|m| !m.optimised) {
-        let _ = writeln!(out, "{}", plugins::UNOPTIMISED_WARNING);
-    }
     Ok(())
 }
 

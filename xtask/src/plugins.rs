@@ -28,15 +28,6 @@ pub const WASM_OPT_FEATURES: [&str; 6] = [
     "--enable-reference-types",
 ];
 
-/// Why a module straight from cargo is not fit to ship: rustc ≥ 1.82 targets wasm with
-/// reference types on, and the linker leaves every `call_indirect` table index as a padded
-/// 5-byte LEB, which the MVP forbids and only an engine with reference types must accept.
-/// Envoy 1.21 (Istio 1.13) runs V8 9.5, where they were not yet on by default. wasm-opt re-encodes those immediates;
-/// `tests/tests/abi_conformance.rs` checks the result against V8 9.5's feature set.
-pub const UNOPTIMISED_WARNING: &str = "warning: wasm-opt was not run, so these modules need wasm \
-reference types (padded call_indirect table indexes), which Istio 1.13's Envoy (V8 9.5) may \
-refuse; install binaryen (apt-get install binaryen) and build again before deploying";
-
 /// One built module.
 #[derive(Debug, Clone)]
 pub struct Built {
