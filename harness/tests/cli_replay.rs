@@ -474,7 +474,7 @@ fn expect_checks_the_output_against_a_golden_text() {
     args[3] = path.to_str().unwrap();
     let run = replay(&args);
     assert_eq!(run.code, 3, "stderr: {}", run.stderr);
-    assert!(run.stderr.contains(": 1 differences"), "{}", run.stderr);
+    assert!(run.stderr.contains(": 1 difference\n"), "{}", run.stderr);
     assert!(
         run.stderr.contains("response_code=\"201\"") && run.stderr.contains(": expected 2, got 1"),
         "{}",

@@ -290,7 +290,11 @@ fn check_expectation(name: &str, want: &Exposition, text: &str) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    eprintln!("expect {name}: {} differences", problems.len());
+    let n = problems.len();
+    eprintln!(
+        "expect {name}: {n} difference{}",
+        if n == 1 { "" } else { "s" }
+    );
     for p in &problems {
         eprintln!("  {}", p.replace('\n', "\n  "));
     }
