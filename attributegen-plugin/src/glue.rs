@@ -75,13 +75,9 @@ thread_local! {
     static DISPATCHER: RefCell<Dispatcher> = RefCell::new(Dispatcher::default());
 }
 
-/// Runs `f` on the dispatcher; a re-entrant call (impossible with this ABI) is ignored rather
-/// than trapping.
+/// Runs `f` on the dispatcher (see `proxy_attributes::host::envoy::with_state`).
 fn with<R: Default>(f: impl FnOnce(&mut Dispatcher) -> R) -> R {
-    DISPATCHER.with(|d| match d.try_borrow_mut() {
-        Ok(mut d) => f(&mut d),
-        Err(_) => R::default(),
-    })
+    proxy_attributes::host::envoy::with_state(&DISPATCHER, f)
 }
 
 /// Runs one phase's generators for a stream. The plugin is cloned out of the dispatcher first:

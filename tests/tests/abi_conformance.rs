@@ -88,15 +88,9 @@ fn missing_abi_marker_and_allocator_are_named() {
     assert!(v[1].0.contains("missing malloc function"));
 }
 
-/// stats exports only the callbacks it acts in. Envoy skips a callback the module does not export
-/// (cpp-host `ContextBase::onRequestBody` and siblings return Continue without entering the VM),
-/// so a no-op export would only cost a VM entry per body chunk, trailer block or close. The list
-/// is the glue's by hand: root lifecycle (context create, vm start, configure, tick, done,
-/// delete), the HTTP report (request/response headers, log) and the TCP report (new connection,
-/// downstream/upstream data).
-#[test]
-fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
-    let path = xtask::plugins::plugin_path("stats_plugin.wasm");
+/// The `proxy_on_*` exports of a built plugin, sorted.
+fn exported_callbacks(file: &str) -> Vec<String> {
+    let path = xtask::plugins::plugin_path(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut callbacks: Vec<String> = surface(&bytes)
         .expect("parses")
@@ -105,6 +99,18 @@ fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
         .filter(|e| e.starts_with("proxy_on_"))
         .collect();
     callbacks.sort();
+    callbacks
+}
+
+/// stats exports only the callbacks it acts in. Envoy skips a callback the module does not export
+/// (cpp-host `ContextBase::onRequestBody` and siblings return Continue without entering the VM),
+/// so a no-op export would only cost a VM entry per body chunk, trailer block or close. The list
+/// is the glue's by hand: root lifecycle (context create, vm start, configure, tick, done,
+/// delete), the HTTP report (request/response headers, log) and the TCP report (new connection,
+/// downstream/upstream data).
+#[test]
+fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
+    let callbacks = exported_callbacks("stats_plugin.wasm");
     let want = [
         "proxy_on_configure",
         "proxy_on_context_create",
@@ -129,15 +135,7 @@ fn the_stats_module_exports_only_the_callbacks_it_acts_in() {
 /// response-header block for nothing.
 #[test]
 fn the_attributegen_module_exports_only_the_callbacks_it_acts_in() {
-    let path = xtask::plugins::plugin_path("attributegen_plugin.wasm");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut callbacks: Vec<String> = surface(&bytes)
-        .expect("parses")
-        .exports
-        .into_iter()
-        .filter(|e| e.starts_with("proxy_on_"))
-        .collect();
-    callbacks.sort();
+    let callbacks = exported_callbacks("attributegen_plugin.wasm");
     let want = [
         "proxy_on_configure",
         "proxy_on_context_create",

@@ -33,6 +33,19 @@ macro_rules! envoy_module_exports {
     };
 }
 
+/// Runs `f` on a module's callback state (its context tables, kept in a `thread_local!`
+/// `RefCell`): a re-entrant call, impossible with this ABI, gets `R::default()` instead of a
+/// borrow panic, which would trap and poison the VM.
+pub fn with_state<T: 'static, R: Default>(
+    state: &'static std::thread::LocalKey<std::cell::RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    state.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut t) => f(&mut t),
+        Err(_) => R::default(),
+    })
+}
+
 /// A `size`-byte buffer for the host to fill, released by [`take`] (same layout: `len` bytes,
 /// alignment 1).
 #[inline(always)]
