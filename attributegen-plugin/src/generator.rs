@@ -1,7 +1,8 @@
 //! Compiled generators and their evaluation (Istio `plugin.cc` `AttributeGenerator`/`Match`).
 
 use crate::config::{Phase, PluginConfig};
-use proxy_attributes::expr::{Attributes, Expr, Value};
+use proxy_attributes::expr::{Attributes, Expr, LeafReads, Value};
+use std::cell::OnceCell;
 use std::fmt;
 
 /// One `match` entry: `None` condition = the empty condition, which always matches.
@@ -108,28 +109,53 @@ pub fn compile(config: &PluginConfig) -> Result<Vec<Generator>, ConfigError> {
 impl Generator {
     /// Matches in order, the first true wins (`Ok(Some(value))`); no match is `Ok(None)`; the
     /// first error or non-bool result aborts the generator (later matches are not tried).
-    pub fn evaluate(&self, attrs: &Attributes<'_>) -> Result<Option<&str>, EvalFailure> {
+    ///
+    /// A condition is decided from the leaves in `reads` where the direct evaluator can;
+    /// otherwise, and for every condition once that happened in this callback, by the
+    /// interpreter on `attrs` (created on first need from `reads`, so nothing is read twice).
+    pub fn evaluate<'h>(
+        &self,
+        reads: &LeafReads<'h>,
+        attrs: &OnceCell<Attributes<'h>>,
+    ) -> Result<Option<&str>, EvalFailure> {
         for (i, m) in self.matches.iter().enumerate() {
             let Some(expr) = &m.condition else {
                 return Ok(Some(&m.value));
             };
-            match expr.eval(attrs) {
-                Ok(Value::Bool(true)) => return Ok(Some(&m.value)),
-                Ok(Value::Bool(false)) => {}
-                Ok(other) => {
-                    return Err(EvalFailure::NotBool {
-                        match_index: i,
-                        result: format!("{other:?}"),
-                    })
+            if attrs.get().is_none() {
+                match expr.test_leaves(reads) {
+                    Some(true) => return Ok(Some(&m.value)),
+                    Some(false) => continue,
+                    None => {}
                 }
-                Err(e) => {
-                    return Err(EvalFailure::Error {
-                        match_index: i,
-                        message: e.to_string(),
-                    })
-                }
+            }
+            if interpret(expr, i, reads, attrs)? {
+                return Ok(Some(&m.value));
             }
         }
         Ok(None)
+    }
+}
+
+/// A condition by the interpreter (the rare path: kept out of line so the common one stays
+/// small).
+#[cold]
+#[inline(never)]
+fn interpret<'h>(
+    expr: &Expr,
+    match_index: usize,
+    reads: &LeafReads<'h>,
+    attrs: &OnceCell<Attributes<'h>>,
+) -> Result<bool, EvalFailure> {
+    match expr.eval(attrs.get_or_init(|| reads.to_attributes())) {
+        Ok(Value::Bool(b)) => Ok(b),
+        Ok(other) => Err(EvalFailure::NotBool {
+            match_index,
+            result: format!("{other:?}"),
+        }),
+        Err(e) => Err(EvalFailure::Error {
+            match_index,
+            message: e.to_string(),
+        }),
     }
 }

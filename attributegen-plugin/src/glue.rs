@@ -19,10 +19,10 @@
 use crate::config::Phase;
 use crate::output::Output;
 use crate::plugin::Plugin;
+use proxy_attributes::contexts::ContextTable;
 use proxy_attributes::host::envoy::calls::{self, BUFFER_PLUGIN_CONFIGURATION, METRIC_COUNTER};
 use proxy_attributes::host::envoy::{self, EnvoyHost};
 use proxy_attributes::host::{HeaderMap, Host};
-use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -38,6 +38,10 @@ impl Host for Envoy {
 
     fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
         EnvoyHost.property_joined(joined)
+    }
+
+    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
+        EnvoyHost.with_property(joined, f)
     }
 
     fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
@@ -63,12 +67,10 @@ impl Output for Envoy {
 /// a root_id (`plugin.h`), so every root id binds to the same plugin logic.
 #[derive(Default)]
 struct Dispatcher {
-    // Envoy's ids are small sequential integers: FxHash, not std's SipHash (~100 wasm
-    // instructions per lookup, and every callback looks one up).
-    roots: FxHashMap<u32, Rc<Plugin>>,
+    roots: ContextTable<Rc<Plugin>>,
     /// A stream keeps the generators its root had when it was created: a reconfigure does not
     /// change streams already open.
-    streams: FxHashMap<u32, Rc<Plugin>>,
+    streams: ContextTable<Rc<Plugin>>,
 }
 
 thread_local! {
@@ -83,7 +85,7 @@ fn with<R: Default>(f: impl FnOnce(&mut Dispatcher) -> R) -> R {
 /// Runs one phase's generators for a stream. The plugin is cloned out of the dispatcher first:
 /// the generators call the host, and no borrow is held across those calls.
 fn run(context_id: u32, phase: Phase) {
-    let Some(plugin) = with(|d| d.streams.get(&context_id).cloned()) else {
+    let Some(plugin) = with(|d| d.streams.get(context_id).cloned()) else {
         return;
     };
     plugin.run(phase, &Envoy, &Envoy);
@@ -97,7 +99,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
     with(|d| {
         if parent_id == 0 {
             d.roots.insert(context_id, Rc::new(Plugin::default()));
-        } else if let Some(plugin) = d.roots.get(&parent_id) {
+        } else if let Some(plugin) = d.roots.get(parent_id) {
             d.streams.insert(context_id, Rc::clone(plugin));
         }
     })
@@ -110,7 +112,7 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
-    if !with(|d| d.roots.contains_key(&root_id)) {
+    if !with(|d| d.roots.contains_key(root_id)) {
         return 1;
     }
     let config =
@@ -120,7 +122,7 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
     // a no-op filter and a counted config error, never a rejected listener.
     let ok = plugin.configure(&config, &Envoy);
     with(|d| {
-        if let Some(root) = d.roots.get_mut(&root_id) {
+        if let Some(root) = d.roots.get_mut(root_id) {
             *root = Rc::new(plugin);
         }
     });
@@ -146,8 +148,8 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with(|d| {
-        if d.streams.remove(&context_id).is_none() {
-            d.roots.remove(&context_id);
+        if d.streams.remove(context_id).is_none() {
+            d.roots.remove(context_id);
         }
     })
 }

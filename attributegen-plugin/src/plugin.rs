@@ -4,8 +4,9 @@
 use crate::config::{Phase, PluginConfig};
 use crate::generator::{self, Generator};
 use crate::output::Output;
-use proxy_attributes::expr::Attributes;
+use proxy_attributes::expr::LeafReads;
 use proxy_attributes::host::Host;
+use std::cell::OnceCell;
 
 /// Istio `plugin.h`: one counter `error_count` tagged `wasm_filter=attributegen`, `type=…`.
 pub const CONFIG_ERROR_METRIC: &str = "wasm_filter.attributegen.type.config.error_count";
@@ -90,10 +91,12 @@ impl Plugin {
         if !self.has_phase(phase) {
             return;
         }
-        // One resolver per callback: generators share attribute reads.
-        let attrs = Attributes::new(host);
+        // One set of reads per callback, shared by the generators; the interpreter's resolver
+        // only if a condition needs it.
+        let reads = LeafReads::new(host);
+        let attrs = OnceCell::new();
         for g in self.generators.iter().filter(|g| g.phase == phase) {
-            match g.evaluate(&attrs) {
+            match g.evaluate(&reads, &attrs) {
                 Ok(Some(value)) => {
                     if !out.set_property(&[g.output_attribute.as_str()], value.as_bytes()) {
                         log::debug!("attributegen: cannot set {}", g.output_attribute);

@@ -8,8 +8,10 @@
 //! carries V8 9.5, where reference types were not yet on by default (they shipped in V8 9.6), so
 //! it may refuse such a module. Compressing the relocations writes the minimal one-byte index;
 //! `tests/tests/abi_conformance.rs` validates both modules against V8 9.5's default features.
-//! wasm-ld refuses the flag when the output keeps debug information, so only builds without it
-//! (the `wasm` profile) get it.
+//! wasm-ld refuses the flag when the output keeps debug information, so only builds without
+//! DWARF (the `wasm` profile) get it, together with `--strip-debug`: a build that keeps symbol
+//! names (`CARGO_PROFILE_WASM_STRIP=false`, for profiling) has no DWARF to lose but would
+//! otherwise be refused.
 
 fn main() {
     println!("cargo:rerun-if-changed=../proxy-attributes/build-support/cdylib_link.rs");
@@ -17,5 +19,6 @@ fn main() {
     let debug_info = std::env::var("DEBUG").is_ok_and(|d| d != "false" && d != "0");
     if wasm && !debug_info {
         println!("cargo:rustc-link-arg-cdylib=--compress-relocations");
+        println!("cargo:rustc-link-arg-cdylib=--strip-debug");
     }
 }

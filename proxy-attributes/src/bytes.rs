@@ -3,41 +3,64 @@
 //! wasmtime). Used for metric-cache keys (stats) and CEL string comparisons (both plugins).
 //! Also the one bytes→text conversion for host values, with an ASCII fast path.
 
-/// Byte-string equality eight bytes at a time.
+/// `N` bytes of `s` from `at` as a word (zeros if out of range, which callers never ask for).
+#[inline(always)]
+fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+    let mut w = [0u8; N];
+    if let Some(src) = s.get(at..at + N) {
+        w.copy_from_slice(src);
+    }
+    w
+}
+
+/// Byte-string equality eight bytes at a time. The bytes after the last whole word are compared
+/// as one word ending at the end (overlapping the previous one), and a string shorter than a
+/// word as two overlapping halves (4 or 2 bytes): a byte loop over a tail cost ~8 wasm
+/// instructions a byte, and most compared strings (methods, paths, label values) are short.
 #[inline]
 pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        let mut wx = [0u8; 8];
-        let mut wy = [0u8; 8];
-        wx.copy_from_slice(x);
-        wy.copy_from_slice(y);
-        if u64::from_ne_bytes(wx) != u64::from_ne_bytes(wy) {
-            return false;
+    match n {
+        8.. => {
+            for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+                if word::<8>(x, 0) != word::<8>(y, 0) {
+                    return false;
+                }
+            }
+            n.is_multiple_of(8) || word::<8>(a, n - 8) == word::<8>(b, n - 8)
         }
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        2..=3 => word::<2>(a, 0) == word::<2>(b, 0) && word::<2>(a, n - 2) == word::<2>(b, n - 2),
+        1 => a.first() == b.first(),
+        0 => true,
     }
-    ar.iter().zip(br).all(|(x, y)| x == y)
 }
 
 /// Whether every byte is ASCII, eight bytes at a time (on wasm32 `<[u8]>::is_ascii` works in
-/// 4-byte words and cost nearly as much as `from_utf8`).
+/// 4-byte words and cost nearly as much as `from_utf8`); the tail as in [`bytes_eq`].
 #[inline]
 pub fn is_ascii(bytes: &[u8]) -> bool {
-    let chunks = bytes.chunks_exact(8);
-    let rest = chunks.remainder();
-    let mut high = 0u64;
-    for c in chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        high |= u64::from_ne_bytes(w);
-    }
-    for &b in rest {
-        high |= u64::from(b);
-    }
+    let n = bytes.len();
+    let high = match n {
+        8.. => {
+            let mut high = 0u64;
+            for c in bytes.chunks_exact(8) {
+                high |= u64::from_ne_bytes(word::<8>(c, 0));
+            }
+            high | u64::from_ne_bytes(word::<8>(bytes, n - 8))
+        }
+        4..=7 => u64::from(
+            u32::from_ne_bytes(word::<4>(bytes, 0)) | u32::from_ne_bytes(word::<4>(bytes, n - 4)),
+        ),
+        2..=3 => u64::from(
+            u16::from_ne_bytes(word::<2>(bytes, 0)) | u16::from_ne_bytes(word::<2>(bytes, n - 2)),
+        ),
+        1 => u64::from(bytes.first().copied().unwrap_or(0)),
+        0 => 0,
+    };
     high & 0x8080_8080_8080_8080 == 0
 }
 

@@ -10,6 +10,8 @@
 //!   `upstream_host_metadata` endpoint string fallback.
 //! * [`alloc`]: the small-block cache both plugins install in front of their allocator (the ABI
 //!   hands every property read to the module through `malloc`).
+//! * [`contexts`]: the table both glues keep their contexts in (direct-mapped by Envoy's
+//!   sequential context id).
 //! * [`expr`]: the CEL binding: compile once at configure time, evaluate per request with a lazy
 //!   resolver that fetches only the attributes an expression references.
 //!
@@ -38,6 +40,7 @@
 
 pub mod alloc;
 pub mod bytes;
+pub mod contexts;
 pub mod expr;
 pub mod host;
 pub mod peer;

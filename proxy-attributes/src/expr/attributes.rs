@@ -20,6 +20,7 @@
 //!    CEL string when UTF-8.
 
 use super::lazy::{HeadersVal, PathVal, PeerVal};
+use super::leaf_reads::LeafReads;
 use crate::host::{HeaderMap, Host};
 use crate::peer::PeerNode;
 use crate::values::{self, decode_pairs};
@@ -291,6 +292,13 @@ pub(crate) enum Scalar {
     Bool(bool),
 }
 
+/// Reads and decodes leaf `i` of [`LEAVES`] (`None`: absent, undecodable, or no such leaf).
+pub(super) fn read_leaf(host: &dyn Host, i: usize) -> Option<Scalar> {
+    let (name, kind) = LEAVES.get(i)?;
+    // The table holds the ABI path itself (parts joined with NUL).
+    Scalar::decode(host.property_joined(name)?, *kind)
+}
+
 impl Scalar {
     fn decode(bytes: Vec<u8>, kind: Kind) -> Option<Scalar> {
         Some(match kind {
@@ -514,12 +522,21 @@ impl<'h> Attributes<'h> {
 
     /// Leaf `i` of [`LEAVES`] (index from [`leaf_index`]), read and decoded on first use.
     pub(crate) fn leaf_scalar(&self, i: usize) -> Option<&Scalar> {
-        let (name, kind) = LEAVES.get(i)?;
         self.slot(i)?
             .scalar
-            // The table holds the ABI path itself (parts joined with NUL).
-            .get_or_init(|| Scalar::decode(self.host.property_joined(name)?, *kind))
+            .get_or_init(|| read_leaf(self.host, i))
             .as_ref()
+    }
+
+    /// A resolver that starts with the leaves `reads` holds (see [`LeafReads`]).
+    pub fn from_reads(reads: &LeafReads<'h>) -> Self {
+        let attrs = Attributes::new(reads.host());
+        for (i, value) in reads.read() {
+            if let Some(slot) = attrs.slot(i) {
+                let _ = slot.scalar.set(value.clone());
+            }
+        }
+        attrs
     }
 
     fn leaf(&self, i: usize) -> Option<&dyn Val> {

@@ -17,6 +17,7 @@ use cel::common::ast::{operators, Expr as E, IdedExpr, LiteralValue};
 use cel::Value;
 
 use super::attributes::{leaf_of, Attributes, Scalar};
+use super::leaf_reads::LeafReads;
 use super::plain_name;
 
 /// Longest attribute name taken on the direct path (Envoy's are at most five segments).
@@ -37,12 +38,32 @@ pub(super) enum Fast {
     /// `leaf == 'lit'` / `'lit' == leaf` (`negate`: `!=`): the commonest condition, evaluated
     /// without recursing into both operands.
     LeafEqStr(usize, String, bool),
+    /// `&&` of `LeafEqStr`s (attributegen's `request.url_path == '/items' && request.method ==
+    /// 'GET'`), tested in order in one loop rather than by recursing through the `&&` tree.
+    LeafEqAll(Vec<LeafTest>),
     And(Box<Fast>, Box<Fast>),
     Or(Box<Fast>, Box<Fast>),
     Not(Box<Fast>),
     Cond(Box<Fast>, Box<Fast>, Box<Fast>),
     /// `target.startsWith(lit)` / `endsWith` / `contains`.
     StrTest(Box<Fast>, StrOp, String),
+}
+
+/// One `leaf == 'lit'` (`negate`: `!=`).
+#[derive(Debug)]
+pub(super) struct LeafTest {
+    leaf: usize,
+    lit: String,
+    negate: bool,
+}
+
+/// The tests of `f` when it is a `LeafEqStr` or a chain of them; else `f` back.
+fn leaf_tests(f: Fast) -> Result<Vec<LeafTest>, Fast> {
+    match f {
+        Fast::LeafEqStr(leaf, lit, negate) => Ok(vec![LeafTest { leaf, lit, negate }]),
+        Fast::LeafEqAll(tests) => Ok(tests),
+        other => Err(other),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +136,29 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
                         (a, b) => Fast::Eq(Box::new(a), Box::new(b), negate),
                     }
                 }
-                (operators::LOGICAL_AND, None, 2) => Fast::And(arg(0)?, arg(1)?),
+                (operators::LOGICAL_AND, None, 2) => {
+                    match (leaf_tests(*arg(0)?), leaf_tests(*arg(1)?)) {
+                        // `false && x` is false and `x` undecided gives up either way, so testing
+                        // the chain left to right and stopping at the first false is exact.
+                        (Ok(mut a), Ok(b)) => {
+                            a.extend(b);
+                            Fast::LeafEqAll(a)
+                        }
+                        (a, b) => {
+                            let back = |t: Result<Vec<LeafTest>, Fast>| {
+                                Box::new(match t {
+                                    Ok(mut tests) if tests.len() == 1 => {
+                                        let LeafTest { leaf, lit, negate } = tests.remove(0);
+                                        Fast::LeafEqStr(leaf, lit, negate)
+                                    }
+                                    Ok(tests) => Fast::LeafEqAll(tests),
+                                    Err(f) => f,
+                                })
+                            };
+                            Fast::And(back(a), back(b))
+                        }
+                    }
+                }
                 (operators::LOGICAL_OR, None, 2) => Fast::Or(arg(0)?, arg(1)?),
                 (operators::LOGICAL_NOT, None, 1) => Fast::Not(arg(0)?),
                 (operators::CONDITIONAL, None, 3) => Fast::Cond(arg(0)?, arg(1)?, arg(2)?),
@@ -137,28 +180,54 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
     })
 }
 
+/// Where the direct evaluator reads attributes: the interpreter's resolver, or only the leaves
+/// one callback read ([`LeafReads`]).
+pub(super) trait Source {
+    /// Envoy's typed leaf `i`.
+    fn leaf(&self, i: usize) -> Option<&Scalar>;
+    /// Any other plain name, as a CEL value (`None`: give up).
+    fn attr(&self, segs: &[String]) -> Option<Value>;
+}
+
+impl Source for Attributes<'_> {
+    fn leaf(&self, i: usize) -> Option<&Scalar> {
+        self.leaf_scalar(i)
+    }
+
+    fn attr(&self, segs: &[String]) -> Option<Value> {
+        lookup_segments(self, segs)?.as_ref().try_into().ok()
+    }
+}
+
+impl Source for LeafReads<'_> {
+    fn leaf(&self, i: usize) -> Option<&Scalar> {
+        LeafReads::leaf(self, i)
+    }
+
+    fn attr(&self, _: &[String]) -> Option<Value> {
+        None
+    }
+}
+
 /// Evaluates `f`; `None` = not decidable here (the caller runs the interpreter).
-pub(super) fn eval<'a>(f: &'a Fast, attrs: &'a Attributes<'_>) -> Option<Fv<'a>> {
+pub(super) fn eval<'a, S: Source>(f: &'a Fast, attrs: &'a S) -> Option<Fv<'a>> {
     Some(match f {
         Fast::Str(s) => Fv::Str(s),
         Fast::Int(i) => Fv::Int(*i),
         Fast::Bool(b) => Fv::Bool(*b),
-        Fast::Leaf(i) => match attrs.leaf_scalar(*i)? {
+        Fast::Leaf(i) => match attrs.leaf(*i)? {
             Scalar::Str(s) => Fv::Str(s),
             Scalar::Int(i) => Fv::Int(*i),
             Scalar::Uint(u) => Fv::UInt(*u),
             Scalar::Bool(b) => Fv::Bool(*b),
         },
-        Fast::Attr(segs) => {
-            let v: Value = lookup_segments(attrs, segs)?.as_ref().try_into().ok()?;
-            match v {
-                Value::String(s) => Fv::Shared(s),
-                Value::Int(i) => Fv::Int(i),
-                Value::UInt(u) => Fv::UInt(u),
-                Value::Bool(b) => Fv::Bool(b),
-                _ => return None,
-            }
-        }
+        Fast::Attr(segs) => match attrs.attr(segs)? {
+            Value::String(s) => Fv::Shared(s),
+            Value::Int(i) => Fv::Int(i),
+            Value::UInt(u) => Fv::UInt(u),
+            Value::Bool(b) => Fv::Bool(b),
+            _ => return None,
+        },
         Fast::Eq(a, b, negate) => {
             let (x, y) = (eval(a, attrs)?, eval(b, attrs)?);
             let equal = match (&x, &y) {
@@ -170,13 +239,24 @@ pub(super) fn eval<'a>(f: &'a Fast, attrs: &'a Attributes<'_>) -> Option<Fv<'a>>
             };
             Fv::Bool(equal != *negate)
         }
-        Fast::LeafEqStr(i, lit, negate) => match attrs.leaf_scalar(*i)? {
+        Fast::LeafEqStr(i, lit, negate) => match attrs.leaf(*i)? {
             Scalar::Str(v) => {
                 Fv::Bool(crate::bytes::bytes_eq(v.as_bytes(), lit.as_bytes()) != *negate)
             }
             // Another type against a string: CEL's heterogeneous equality, the interpreter's.
             _ => return None,
         },
+        Fast::LeafEqAll(tests) => {
+            for t in tests {
+                let Scalar::Str(v) = attrs.leaf(t.leaf)? else {
+                    return None;
+                };
+                if crate::bytes::bytes_eq(v.as_bytes(), t.lit.as_bytes()) == t.negate {
+                    return Some(Fv::Bool(false));
+                }
+            }
+            Fv::Bool(true)
+        }
         Fast::And(a, b) => match eval(a, attrs)? {
             Fv::Bool(false) => Fv::Bool(false),
             Fv::Bool(true) => Fv::Bool(as_bool(eval(b, attrs)?)?),

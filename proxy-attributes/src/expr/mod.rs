@@ -14,10 +14,12 @@ mod ast_check;
 mod attributes;
 mod fast;
 mod lazy;
+mod leaf_reads;
 mod regex;
 mod render;
 
 pub use attributes::Attributes;
+pub use leaf_reads::LeafReads;
 pub use render::{to_bool, to_i64, to_label};
 
 pub use cel::Value;
@@ -262,6 +264,17 @@ impl Expr {
             }
         }
         self.eval_by_interpreter(attrs)
+    }
+
+    /// The value of a condition when the direct evaluator decides it from Envoy's typed leaves
+    /// alone, read through `reads`, and it is a bool; `None`: evaluate with [`Expr::eval`] on
+    /// `reads.to_attributes()`, which gives the same answer (or the non-bool result) and reports
+    /// errors.
+    pub fn test_leaves(&self, reads: &LeafReads<'_>) -> Option<bool> {
+        match fast::eval(self.fast.as_ref()?, reads)? {
+            fast::Fv::Bool(b) => Some(b),
+            _ => None,
+        }
     }
 
     /// The label text of the result ([`to_label`] of [`Expr::eval`]), without the intermediate

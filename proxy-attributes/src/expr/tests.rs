@@ -743,6 +743,75 @@ fn agrees_with_interpreter(e: &Expr, host: &FakeHost, src: &str) {
     if let (Ok(a), Ok(b)) = (&direct, &interpreted) {
         assert_eq!(a, b, "{src}");
     }
+    // The leaves-only path (attributegen's) answers only bools, and only the interpreter's.
+    if let Some(b) = e.test_leaves(&LeafReads::new(host)) {
+        assert_eq!(interpreted, Ok(Value::Bool(b)), "{src}: leaves-only path");
+    }
+}
+
+/// attributegen's path: conditions decided from the leaves alone, falling back to the
+/// interpreter on a resolver seeded with what was read, so no attribute is read twice.
+#[test]
+fn leaves_only_conditions_fall_back_without_reading_again() {
+    let host = book_host(); // GET /items
+    let test = |src: &str, reads: &LeafReads| Expr::compile(src).unwrap().test_leaves(reads);
+
+    // Decided: a chain of three tests stops at the first false (the third is never read).
+    let reads = LeafReads::new(&host);
+    host.clear_reads();
+    assert_eq!(
+        test(
+            "request.method == 'GET' && request.url_path == '/other' && request.scheme == 'http'",
+            &reads
+        ),
+        Some(false)
+    );
+    assert_eq!(
+        host.reads(),
+        ["property:request.method", "property:request.url_path"]
+    );
+    // A later condition reuses both reads.
+    assert_eq!(
+        test(
+            "request.url_path == '/items' && request.method != 'POST'",
+            &reads
+        ),
+        Some(true)
+    );
+    assert_eq!(host.reads().len(), 2);
+
+    // Undecided (an absent attribute): the interpreter reports the error from a resolver that
+    // already holds `request.url_path`.
+    let src = "request.url_path == '/items' && no_such_attribute == 'x'";
+    let reads = LeafReads::new(&host);
+    host.clear_reads();
+    assert_eq!(test(src, &reads), None);
+    let e = Expr::compile(src).unwrap();
+    assert!(e.eval(&reads.to_attributes()).is_err());
+    assert_eq!(
+        host.reads()
+            .iter()
+            .filter(|r| *r == "property:request.url_path")
+            .count(),
+        1,
+        "{:?}",
+        host.reads()
+    );
+
+    // More distinct leaves than the reads hold: undecided, and the interpreter agrees with a
+    // fresh evaluation.
+    let src =
+        "request.method == 'GET' && request.url_path == '/items' && request.scheme == 'http' \
+               && request.host == 'catalog' && request.path == '/items?x=1'";
+    let host = book_host()
+        .with_str(&["request", "scheme"], "http")
+        .with_str(&["request", "host"], "catalog")
+        .with_str(&["request", "path"], "/items?x=1");
+    let reads = LeafReads::new(&host);
+    assert_eq!(test(src, &reads), None);
+    let e = Expr::compile(src).unwrap();
+    assert_eq!(e.eval(&reads.to_attributes()), Ok(Value::Bool(true)));
+    assert_eq!(e.eval(&Attributes::new(&host)), Ok(Value::Bool(true)));
 }
 
 /// Plain names take the direct resolver path; it must agree with the interpreter on values and

@@ -43,6 +43,26 @@ pub trait Host: Send + Sync {
         self.property(&parts)
     }
 
+    /// [`Host::property_joined`] for a value used at once and not kept: `f` gets the bytes,
+    /// `false` when absent. The wasm binding reads such a value into a buffer it lends the host
+    /// instead of an allocation freed right after (`envoy::scratch`). Same reads, same values.
+    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
+        match self.property_joined(joined) {
+            Some(v) => {
+                f(&v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An int64 property ([`crate::values::as_i64`]), read with [`Host::with_property`].
+    fn property_i64(&self, joined: &str) -> Option<i64> {
+        let mut out = None;
+        self.with_property(joined, &mut |b| out = crate::values::as_i64(b));
+        out
+    }
+
     /// `proxy_get_header_map_value(map, name)`: the first value of a header, `None` if absent or
     /// if the map is unavailable in this callback.
     fn header(&self, map: HeaderMap, name: &str) -> Option<String>;

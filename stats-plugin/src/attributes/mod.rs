@@ -9,7 +9,7 @@ pub mod workload_metadata;
 
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::property_path;
-use proxy_attributes::values::{as_bool, as_i64};
+use proxy_attributes::values::as_bool;
 use std::borrow::Cow;
 
 pub use response_flags::FlagTable;
@@ -209,7 +209,20 @@ fn string_property(host: &dyn Host, path: &str) -> Option<String> {
 }
 
 fn i64_property(host: &dyn Host, path: &str) -> Option<i64> {
-    host.property_joined(path).and_then(|b| as_i64(&b))
+    host.property_i64(path)
+}
+
+/// Which of `names` the property at `path` is (read in place: only compared). Equal bytes are
+/// equal text: the names are ASCII, so the lossy text of other bytes never equals one.
+fn one_of(host: &dyn Host, path: &str, names: &[&'static str]) -> Option<&'static str> {
+    let mut found = None;
+    host.with_property(path, &mut |b| {
+        found = names
+            .iter()
+            .find(|n| proxy_attributes::bytes::bytes_eq(n.as_bytes(), b))
+            .copied();
+    });
+    found
 }
 
 /// `populateRequestProtocol`: gRPC iff the request content-type is one of the gRPC types.
@@ -241,9 +254,19 @@ pub fn populate_common(
         return;
     }
     info.populated = true;
-    let cluster = string_property(host, "cluster_name").unwrap_or_default();
-    let route = string_property(host, "route_name").unwrap_or_default();
-    populate_destination_service(host, env, use_host_header, &cluster, &route, info);
+    // Both names matter only when they are one of Envoy's pass-through or black-hole names.
+    let cluster = one_of(
+        host,
+        "cluster_name",
+        &[
+            BLACK_HOLE_CLUSTER,
+            PASS_THROUGH_CLUSTER,
+            INBOUND_PASS_THROUGH_IPV4,
+            INBOUND_PASS_THROUGH_IPV6,
+        ],
+    );
+    let route = one_of(host, "route_name", &[BLACK_HOLE_ROUTE, PASS_THROUGH_ROUTE]);
+    populate_destination_service(host, env, use_host_header, cluster, route, info);
     let (dst, src) = match env.direction {
         Direction::Outbound => (
             property_path!("upstream", "uri_san_peer_certificate"),
@@ -275,8 +298,8 @@ fn populate_destination_service(
     host: &dyn Host,
     env: &Env<'_>,
     use_host_header: bool,
-    cluster: &str,
-    route: &str,
+    cluster: Option<&'static str>,
+    route: Option<&'static str>,
     info: &mut RequestInfo,
 ) {
     // The step-1 host; computed only where it is kept (it is replaced when the cluster
@@ -290,7 +313,7 @@ fn populate_destination_service(
             env.service_name_fallback.to_string()
         }
     };
-    if route == BLACK_HOLE_ROUTE || route == PASS_THROUGH_ROUTE {
+    if let Some(route) = route {
         info.destination_service_host = fallback_host(info);
         info.destination_service_name = if route == BLACK_HOLE_ROUTE {
             BLACK_HOLE_CLUSTER
@@ -300,14 +323,7 @@ fn populate_destination_service(
         .to_string();
         return;
     }
-    if [
-        BLACK_HOLE_CLUSTER,
-        PASS_THROUGH_CLUSTER,
-        INBOUND_PASS_THROUGH_IPV4,
-        INBOUND_PASS_THROUGH_IPV6,
-    ]
-    .contains(&cluster)
-    {
+    if let Some(cluster) = cluster {
         info.destination_service_host = fallback_host(info);
         info.destination_service_name = cluster.to_string();
         return;
@@ -357,10 +373,7 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     if let Some(code) = i64_property(host, property_path!("response", "code")) {
         info.response_code = code as u32;
     }
-    if let Some(flags) = host
-        .property_joined(property_path!("response", "flags"))
-        .and_then(|b| as_i64(&b))
-    {
+    if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
     }
     if protocol == Protocol::Grpc {
@@ -382,10 +395,7 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 /// `populateTCPRequestInfo`: the host header fallback never applies to TCP.
 pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
-    if let Some(flags) = host
-        .property_joined(property_path!("response", "flags"))
-        .and_then(|b| as_i64(&b))
-    {
+    if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
     }
     info.protocol = Some(Protocol::Tcp);

@@ -119,33 +119,37 @@ pub fn resolve(
     cache: &mut PeerCache,
 ) -> Peer {
     let (id_key, peer_key) = keys(direction);
-    let id = host.property(&[id_key]);
-    let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
-    if let (Some(id), false) = (id.as_deref(), sentinel) {
-        let cached = match cache.get(id) {
-            Some(c) => Some(c),
-            None => host
-                .property(&[peer_key])
-                .map(|bytes| cache.insert(id, &bytes)),
-        };
-        if let Some(Cached {
-            dims,
-            dims_id,
-            node,
-        }) = cached
-        {
-            return Peer {
-                dims,
-                dims_id,
-                filter_state_node: Some(node),
-                found: true,
-                maybe_waiting: false,
+    // The id only keys the cache (read in place, not kept).
+    let mut cached = None;
+    let mut sentinel = false;
+    let id_present = host.with_property(id_key, &mut |id| {
+        sentinel = id == PEER_UNKNOWN_SENTINEL;
+        if !sentinel {
+            cached = match cache.get(id) {
+                Some(c) => Some(c),
+                None => host
+                    .property(&[peer_key])
+                    .map(|bytes| cache.insert(id, &bytes)),
             };
         }
+    });
+    if let Some(Cached {
+        dims,
+        dims_id,
+        node,
+    }) = cached
+    {
+        return Peer {
+            dims,
+            dims_id,
+            filter_state_node: Some(node),
+            found: true,
+            maybe_waiting: false,
+        };
     }
     // Extension (documented deviation): the MX header still present because no metadata
     // exchange filter consumed it.
-    if headers_readable && id.is_none() {
+    if headers_readable && !id_present {
         let map = match direction {
             Direction::Outbound => HeaderMap::ResponseHeaders,
             Direction::Inbound => HeaderMap::RequestHeaders,

@@ -15,9 +15,9 @@ mod host;
 use crate::plugin::{StatsPlugin, Stream};
 use crate::Direction;
 use host::{WasmHost, WasmMetrics};
+use proxy_attributes::contexts::ContextTable;
 use proxy_attributes::host::envoy::calls::{self as ffi, BUFFER_PLUGIN_CONFIGURATION};
 use proxy_attributes::host::Host;
-use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 
 const ACTION_CONTINUE: u32 = 0;
@@ -35,10 +35,8 @@ struct StreamCtx {
 
 #[derive(Default)]
 struct Dispatcher {
-    // Keyed by Envoy's context ids (small sequential integers it assigns): FxHash, not std's
-    // SipHash, which cost ~100 instructions per lookup in wasm and runs 5–6 times per stream.
-    roots: FxHashMap<u32, Root>,
-    streams: FxHashMap<u32, StreamCtx>,
+    roots: ContextTable<Root>,
+    streams: ContextTable<StreamCtx>,
 }
 
 thread_local! {
@@ -78,7 +76,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
                     plugin: StatsPlugin::new(Direction::Outbound),
                 },
             );
-        } else if d.roots.contains_key(&parent_id) {
+        } else if d.roots.contains_key(parent_id) {
             d.streams.insert(
                 context_id,
                 StreamCtx {
@@ -99,7 +97,7 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) -> u32 {
     with(|d| {
-        let Some(root) = d.roots.get_mut(&root_id) else {
+        let Some(root) = d.roots.get_mut(root_id) else {
             return;
         };
         let plugin_root_id = WasmHost
@@ -125,17 +123,17 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
 pub extern "C" fn proxy_on_tick(root_id: u32) {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        let Some(root) = roots.get_mut(&root_id) else {
+        let Some(root) = roots.get_mut(root_id) else {
             return;
         };
         let mut ids: Vec<u32> = streams
             .iter()
             .filter(|(_, s)| s.root == root_id && s.queued)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         ids.sort_unstable();
         for id in ids {
-            let Some(s) = streams.get_mut(&id) else {
+            let Some(s) = streams.get_mut(id) else {
                 continue;
             };
             if !ffi::set_effective_context(id) {
@@ -151,8 +149,8 @@ pub extern "C" fn proxy_on_tick(root_id: u32) {
 pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        if let Some(s) = streams.get_mut(&context_id) {
-            if let Some(root) = roots.get(&s.root) {
+        if let Some(s) = streams.get_mut(context_id) {
+            if let Some(root) = roots.get(s.root) {
                 root.plugin.on_request_headers(&WasmHost, &mut s.stream);
             }
         }
@@ -163,7 +161,7 @@ pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, _eo
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
     with(|d| {
-        if let Some(s) = d.streams.get_mut(&context_id) {
+        if let Some(s) = d.streams.get_mut(context_id) {
             s.queued = true;
         }
     });
@@ -179,8 +177,8 @@ pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _e
 pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        if let Some(s) = streams.get_mut(&context_id) {
-            if let Some(root) = roots.get(&s.root) {
+        if let Some(s) = streams.get_mut(context_id) {
+            if let Some(root) = roots.get(s.root) {
                 root.plugin.on_new_connection(&mut s.stream);
                 s.queued = true;
             }
@@ -193,8 +191,8 @@ pub extern "C" fn proxy_on_new_connection(context_id: u32) -> u32 {
 pub extern "C" fn proxy_on_downstream_data(context_id: u32, size: usize, _eos: u32) -> u32 {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        if let Some(s) = streams.get_mut(&context_id) {
-            if let Some(root) = roots.get(&s.root) {
+        if let Some(s) = streams.get_mut(context_id) {
+            if let Some(root) = roots.get(s.root) {
                 root.plugin.on_downstream_data(&mut s.stream, size);
             }
         }
@@ -206,8 +204,8 @@ pub extern "C" fn proxy_on_downstream_data(context_id: u32, size: usize, _eos: u
 pub extern "C" fn proxy_on_upstream_data(context_id: u32, size: usize, _eos: u32) -> u32 {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        if let Some(s) = streams.get_mut(&context_id) {
-            if let Some(root) = roots.get(&s.root) {
+        if let Some(s) = streams.get_mut(context_id) {
+            if let Some(root) = roots.get(s.root) {
                 root.plugin.on_upstream_data(&mut s.stream, size);
             }
         }
@@ -219,9 +217,9 @@ pub extern "C" fn proxy_on_upstream_data(context_id: u32, size: usize, _eos: u32
 pub extern "C" fn proxy_on_log(context_id: u32) {
     with(|d| {
         let Dispatcher { roots, streams } = d;
-        if let Some(s) = streams.get_mut(&context_id) {
+        if let Some(s) = streams.get_mut(context_id) {
             s.queued = false;
-            if let Some(root) = roots.get_mut(&s.root) {
+            if let Some(root) = roots.get_mut(s.root) {
                 root.plugin
                     .on_log(&WasmHost, &mut WasmMetrics, &mut s.stream);
             }
@@ -232,7 +230,7 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
 #[no_mangle]
 pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
     with(|d| {
-        if d.roots.contains_key(&context_id) {
+        if d.roots.contains_key(context_id) {
             let queued = d
                 .streams
                 .values()
@@ -249,7 +247,7 @@ pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with(|d| {
-        if d.streams.remove(&context_id).is_none() && d.roots.remove(&context_id).is_some() {
+        if d.streams.remove(context_id).is_none() && d.roots.remove(context_id).is_some() {
             d.streams.retain(|_, s| s.root != context_id);
         }
     })

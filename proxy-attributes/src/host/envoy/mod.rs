@@ -10,6 +10,7 @@ use super::{HeaderMap, Host};
 
 pub mod calls;
 pub mod logger;
+mod scratch;
 
 /// The exports every Proxy-Wasm module needs besides its callbacks: the ABI version marker,
 /// the allocator Envoy hands returned buffers through (cpp-host looks up `malloc`, then
@@ -47,9 +48,12 @@ pub fn with_state<T: 'static, R: Default>(
 }
 
 /// A `size`-byte buffer for the host to fill, released by [`take`] (same layout: `len` bytes,
-/// alignment 1).
+/// alignment 1), or, during a transient read, the lent scratch buffer ([`scratch`]).
 #[inline(always)]
 pub fn allocate(size: usize) -> *mut u8 {
+    if let Some(lent) = scratch::lend(size) {
+        return lent;
+    }
     let slice: Box<[std::mem::MaybeUninit<u8>]> = Box::new_uninit_slice(size);
     Box::into_raw(slice) as *mut u8
 }
@@ -111,6 +115,20 @@ impl Host for EnvoyHost {
         get_property(joined.as_bytes())
     }
 
+    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
+        match get_transient(joined.as_bytes()) {
+            Some(v) => {
+                f(v.bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn property_i64(&self, joined: &str) -> Option<i64> {
+        crate::values::as_i64(get_transient(joined.as_bytes())?.bytes())
+    }
+
     fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
         let map_type = match map {
             HeaderMap::RequestHeaders => 0,
@@ -152,6 +170,15 @@ fn get_property(path: &[u8]) -> Option<Vec<u8>> {
         }
         take(data, len)
     }
+}
+
+/// [`get_property`] of a value dropped right after: read into the lent buffer ([`scratch`]).
+#[inline(always)]
+fn get_transient(path: &[u8]) -> Option<scratch::Value> {
+    scratch::read(|data, len| {
+        // SAFETY: `path` is live for the call and the out-pointers are valid locals.
+        unsafe { abi::proxy_get_property(path.as_ptr(), path.len(), data, len) == STATUS_OK }
+    })
 }
 
 /// `proxy_set_property(path, value)`: Envoy stores it as filter state `wasm.<path>`. `false` for

@@ -1,0 +1,72 @@
+//! The leaves one callback has read, for expressions the direct evaluator ([`super::fast`])
+//! decides from Envoy's typed leaves alone: attributegen's conditions (`request.url_path ==
+//! '/items' && request.method == 'GET'`), the book's `request.method.startsWith('GET')`.
+//!
+//! Why not [`Attributes`]: it is the interpreter's resolver too (`Sync`, a slot table for every
+//! leaf, peer and dynamic memos), and building and dropping it cost more than evaluating such a
+//! condition (attributegen's book rules: ~1,600 of the module's ~2,900 wasm instructions per
+//! stream went to the resolver and its value plumbing). When the direct path cannot decide (a
+//! missing attribute, a type it does not handle, more distinct leaves than [`SLOTS`]), the
+//! caller evaluates with [`Attributes::from_reads`], which starts from what was read here, so no
+//! attribute is read twice and the answer, errors included, is the interpreter's.
+
+use std::cell::{Cell, OnceCell};
+
+use super::attributes::{read_leaf, Scalar};
+use super::Attributes;
+use crate::host::Host;
+
+/// Distinct leaves one callback can hold (attributegen's book rules read two).
+const SLOTS: usize = 4;
+
+pub struct LeafReads<'h> {
+    host: &'h dyn Host,
+    /// Per slot: index into the leaf table + 1; 0 = free. Slots fill in order.
+    leaf: [Cell<u8>; SLOTS],
+    value: [OnceCell<Option<Scalar>>; SLOTS],
+}
+
+impl<'h> LeafReads<'h> {
+    pub fn new(host: &'h dyn Host) -> Self {
+        LeafReads {
+            host,
+            leaf: [const { Cell::new(0) }; SLOTS],
+            value: [const { OnceCell::new() }; SLOTS],
+        }
+    }
+
+    pub fn host(&self) -> &'h dyn Host {
+        self.host
+    }
+
+    /// Leaf `i`, read on first use; `None` when absent, undecodable, or no slot is left.
+    pub(super) fn leaf(&self, i: usize) -> Option<&Scalar> {
+        let tag = u8::try_from(i + 1).ok()?;
+        for (leaf, value) in self.leaf.iter().zip(&self.value) {
+            match leaf.get() {
+                t if t == tag => return value.get()?.as_ref(),
+                0 => {
+                    leaf.set(tag);
+                    return value.get_or_init(|| read_leaf(self.host, i)).as_ref();
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// What was read: (leaf index, value).
+    pub(super) fn read(&self) -> impl Iterator<Item = (usize, &Option<Scalar>)> {
+        self.leaf
+            .iter()
+            .zip(&self.value)
+            .filter_map(|(leaf, value)| {
+                Some((usize::from(leaf.get()).checked_sub(1)?, value.get()?))
+            })
+    }
+
+    /// The full resolver, starting from what was read here.
+    pub fn to_attributes(&self) -> Attributes<'h> {
+        Attributes::from_reads(self)
+    }
+}
