@@ -22,32 +22,14 @@ use crate::plugin::Plugin;
 use proxy_attributes::contexts::ContextTable;
 use proxy_attributes::host::envoy::calls::{self, BUFFER_PLUGIN_CONFIGURATION, METRIC_COUNTER};
 use proxy_attributes::host::envoy::{self, EnvoyHost};
-use proxy_attributes::host::{HeaderMap, Host};
 use std::cell::RefCell;
 use std::rc::Rc;
 
 const ACTION_CONTINUE: u32 = 0;
 
-/// The host as seen from any callback: reads through the shared ABI binding.
+/// Where generated attributes and error counts go: the shared ABI binding (reads go through
+/// its `EnvoyHost` directly).
 struct Envoy;
-
-impl Host for Envoy {
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        EnvoyHost.property(path)
-    }
-
-    fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
-        EnvoyHost.property_joined(joined)
-    }
-
-    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
-        EnvoyHost.with_property(joined, f)
-    }
-
-    fn header(&self, map: HeaderMap, name: &str) -> Option<String> {
-        EnvoyHost.header(map, name)
-    }
-}
 
 impl Output for Envoy {
     fn set_property(&self, path: &[&str], value: &[u8]) -> bool {
@@ -88,7 +70,7 @@ fn run(context_id: u32, phase: Phase) {
     let Some(plugin) = with(|d| d.streams.get(context_id).cloned()) else {
         return;
     };
-    plugin.run(phase, &Envoy, &Envoy);
+    plugin.run(phase, &EnvoyHost, &Envoy);
 }
 
 // `_initialize`, the ABI marker and `malloc`.

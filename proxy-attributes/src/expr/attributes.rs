@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Str,
     Int,
     Uint,
@@ -299,8 +299,45 @@ pub(super) fn read_leaf(host: &dyn Host, i: usize) -> Option<Scalar> {
     Scalar::decode(host.property_joined(name)?, *kind)
 }
 
+/// A leaf's value as the direct evaluator sees it: borrowed from a [`Scalar`] or, for
+/// [`LeafReads`], straight from the host's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LeafVal<'a> {
+    Str(&'a str),
+    Int(i64),
+    Uint(u64),
+    Bool(bool),
+}
+
+/// Leaf `i`'s ABI path (parts joined with NUL) and how its bytes decode.
+pub(super) fn leaf_def(i: usize) -> Option<(&'static str, Kind)> {
+    LEAVES.get(i).copied()
+}
+
+impl Kind {
+    /// `bytes` as this kind, borrowed; `None` where the value is not one (a wrong width) or, for
+    /// strings, not UTF-8 (the lossy text is [`Scalar::decode`]'s job).
+    pub(super) fn view(self, bytes: &[u8]) -> Option<LeafVal<'_>> {
+        Some(match self {
+            Kind::Str => LeafVal::Str(crate::bytes::as_str(bytes).ok()?),
+            Kind::Int => LeafVal::Int(values::as_i64(bytes)?),
+            Kind::Uint => LeafVal::Uint(values::as_u64(bytes)?),
+            Kind::Bool => LeafVal::Bool(values::as_bool(bytes)?),
+        })
+    }
+}
+
 impl Scalar {
-    fn decode(bytes: Vec<u8>, kind: Kind) -> Option<Scalar> {
+    pub(crate) fn view(&self) -> LeafVal<'_> {
+        match self {
+            Scalar::Str(s) => LeafVal::Str(s),
+            Scalar::Int(i) => LeafVal::Int(*i),
+            Scalar::Uint(u) => LeafVal::Uint(*u),
+            Scalar::Bool(b) => LeafVal::Bool(*b),
+        }
+    }
+
+    pub(super) fn decode(bytes: Vec<u8>, kind: Kind) -> Option<Scalar> {
         Some(match kind {
             // Lossy like the interpreter's view always was; valid UTF-8 keeps the buffer.
             Kind::Str => Scalar::Str(crate::bytes::into_string_lossy(bytes)),
@@ -533,7 +570,7 @@ impl<'h> Attributes<'h> {
         let attrs = Attributes::new(reads.host());
         for (i, value) in reads.read() {
             if let Some(slot) = attrs.slot(i) {
-                let _ = slot.scalar.set(value.clone());
+                let _ = slot.scalar.set(value);
             }
         }
         attrs

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use cel::common::ast::{operators, Expr as E, IdedExpr, LiteralValue};
 use cel::Value;
 
-use super::attributes::{leaf_of, Attributes, Scalar};
+use super::attributes::{leaf_of, Attributes, LeafVal};
 use super::leaf_reads::LeafReads;
 use super::plain_name;
 
@@ -184,14 +184,14 @@ pub(super) fn compile(e: &IdedExpr) -> Option<Fast> {
 /// one callback read ([`LeafReads`]).
 pub(super) trait Source {
     /// Envoy's typed leaf `i`.
-    fn leaf(&self, i: usize) -> Option<&Scalar>;
+    fn leaf(&self, i: usize) -> Option<LeafVal<'_>>;
     /// Any other plain name, as a CEL value (`None`: give up).
     fn attr(&self, segs: &[String]) -> Option<Value>;
 }
 
 impl Source for Attributes<'_> {
-    fn leaf(&self, i: usize) -> Option<&Scalar> {
-        self.leaf_scalar(i)
+    fn leaf(&self, i: usize) -> Option<LeafVal<'_>> {
+        self.leaf_scalar(i).map(|s| s.view())
     }
 
     fn attr(&self, segs: &[String]) -> Option<Value> {
@@ -200,7 +200,7 @@ impl Source for Attributes<'_> {
 }
 
 impl Source for LeafReads<'_> {
-    fn leaf(&self, i: usize) -> Option<&Scalar> {
+    fn leaf(&self, i: usize) -> Option<LeafVal<'_>> {
         LeafReads::leaf(self, i)
     }
 
@@ -216,10 +216,10 @@ pub(super) fn eval<'a, S: Source>(f: &'a Fast, attrs: &'a S) -> Option<Fv<'a>> {
         Fast::Int(i) => Fv::Int(*i),
         Fast::Bool(b) => Fv::Bool(*b),
         Fast::Leaf(i) => match attrs.leaf(*i)? {
-            Scalar::Str(s) => Fv::Str(s),
-            Scalar::Int(i) => Fv::Int(*i),
-            Scalar::Uint(u) => Fv::UInt(*u),
-            Scalar::Bool(b) => Fv::Bool(*b),
+            LeafVal::Str(s) => Fv::Str(s),
+            LeafVal::Int(i) => Fv::Int(i),
+            LeafVal::Uint(u) => Fv::UInt(u),
+            LeafVal::Bool(b) => Fv::Bool(b),
         },
         Fast::Attr(segs) => match attrs.attr(segs)? {
             Value::String(s) => Fv::Shared(s),
@@ -240,7 +240,7 @@ pub(super) fn eval<'a, S: Source>(f: &'a Fast, attrs: &'a S) -> Option<Fv<'a>> {
             Fv::Bool(equal != *negate)
         }
         Fast::LeafEqStr(i, lit, negate) => match attrs.leaf(*i)? {
-            Scalar::Str(v) => {
+            LeafVal::Str(v) => {
                 Fv::Bool(crate::bytes::bytes_eq(v.as_bytes(), lit.as_bytes()) != *negate)
             }
             // Another type against a string: CEL's heterogeneous equality, the interpreter's.
@@ -248,7 +248,7 @@ pub(super) fn eval<'a, S: Source>(f: &'a Fast, attrs: &'a S) -> Option<Fv<'a>> {
         },
         Fast::LeafEqAll(tests) => {
             for t in tests {
-                let Scalar::Str(v) = attrs.leaf(t.leaf)? else {
+                let LeafVal::Str(v) = attrs.leaf(t.leaf)? else {
                     return None;
                 };
                 if crate::bytes::bytes_eq(v.as_bytes(), t.lit.as_bytes()) == t.negate {

@@ -12,9 +12,9 @@
 
 use std::cell::{Cell, OnceCell};
 
-use super::attributes::{read_leaf, Scalar};
+use super::attributes::{leaf_def, LeafVal, Scalar};
 use super::Attributes;
-use crate::host::Host;
+use crate::host::{Host, Lent};
 
 /// Distinct leaves one callback can hold (attributegen's book rules read two).
 const SLOTS: usize = 4;
@@ -23,7 +23,9 @@ pub struct LeafReads<'h> {
     host: &'h dyn Host,
     /// Per slot: index into the leaf table + 1; 0 = free. Slots fill in order.
     leaf: [Cell<u8>; SLOTS],
-    value: [OnceCell<Option<Scalar>>; SLOTS],
+    /// The bytes as Envoy returned them, read in place where the binding can
+    /// ([`Host::property_lent`]): a condition only compares them.
+    value: [OnceCell<Option<Lent>>; SLOTS],
 }
 
 impl<'h> LeafReads<'h> {
@@ -39,15 +41,18 @@ impl<'h> LeafReads<'h> {
         self.host
     }
 
-    /// Leaf `i`, read on first use; `None` when absent, undecodable, or no slot is left.
-    pub(super) fn leaf(&self, i: usize) -> Option<&Scalar> {
+    /// Leaf `i`, read on first use; `None` when absent, not of its type (a string that is not
+    /// UTF-8 included: the interpreter then decides, on the lossy text), or no slot is left.
+    pub(super) fn leaf(&self, i: usize) -> Option<LeafVal<'_>> {
+        let (path, kind) = leaf_def(i)?;
         let tag = u8::try_from(i + 1).ok()?;
         for (leaf, value) in self.leaf.iter().zip(&self.value) {
             match leaf.get() {
-                t if t == tag => return value.get()?.as_ref(),
+                t if t == tag => return kind.view(value.get()?.as_deref()?),
                 0 => {
                     leaf.set(tag);
-                    return value.get_or_init(|| read_leaf(self.host, i)).as_ref();
+                    let bytes = value.get_or_init(|| self.host.property_lent(path));
+                    return kind.view(bytes.as_deref()?);
                 }
                 _ => {}
             }
@@ -55,13 +60,21 @@ impl<'h> LeafReads<'h> {
         None
     }
 
-    /// What was read: (leaf index, value).
-    pub(super) fn read(&self) -> impl Iterator<Item = (usize, &Option<Scalar>)> {
+    /// What was read: (leaf index, value as the full resolver holds it).
+    pub(super) fn read(&self) -> impl Iterator<Item = (usize, Option<Scalar>)> + '_ {
         self.leaf
             .iter()
             .zip(&self.value)
             .filter_map(|(leaf, value)| {
-                Some((usize::from(leaf.get()).checked_sub(1)?, value.get()?))
+                let i = usize::from(leaf.get()).checked_sub(1)?;
+                let (_, kind) = leaf_def(i)?;
+                let bytes = value.get()?;
+                Some((
+                    i,
+                    bytes
+                        .as_deref()
+                        .and_then(|b| Scalar::decode(b.to_vec(), kind)),
+                ))
             })
     }
 

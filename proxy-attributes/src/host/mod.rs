@@ -15,6 +15,42 @@ macro_rules! property_path {
     };
 }
 
+/// A property value from [`Host::property_lent`]: owned bytes, or in wasm a buffer the module
+/// lent the host, handed back when this drops.
+pub struct Lent(LentRepr);
+
+enum LentRepr {
+    Owned(Vec<u8>),
+    #[cfg(target_arch = "wasm32")]
+    Scratch(envoy::scratch::Value),
+}
+
+impl From<Vec<u8>> for Lent {
+    fn from(v: Vec<u8>) -> Self {
+        Lent(LentRepr::Owned(v))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl From<envoy::scratch::Value> for Lent {
+    fn from(v: envoy::scratch::Value) -> Self {
+        Lent(LentRepr::Scratch(v))
+    }
+}
+
+impl std::ops::Deref for Lent {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            LentRepr::Owned(v) => v,
+            #[cfg(target_arch = "wasm32")]
+            LentRepr::Scratch(v) => v.bytes(),
+        }
+    }
+}
+
 /// Which Envoy header map to read (`proxy_map_type_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HeaderMap {
@@ -43,24 +79,16 @@ pub trait Host: Send + Sync {
         self.property(&parts)
     }
 
-    /// [`Host::property_joined`] for a value used at once and not kept: `f` gets the bytes,
-    /// `false` when absent. The wasm binding reads such a value into a buffer it lends the host
-    /// instead of an allocation freed right after (`envoy::scratch`). Same reads, same values.
-    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
-        match self.property_joined(joined) {
-            Some(v) => {
-                f(&v);
-                true
-            }
-            None => false,
-        }
+    /// [`Host::property_joined`] for a value used soon and not kept: the wasm binding reads it
+    /// into a buffer the module lends the host instead of an allocation freed right after
+    /// (`envoy::scratch`). Same reads, same values.
+    fn property_lent(&self, joined: &str) -> Option<Lent> {
+        self.property_joined(joined).map(Lent::from)
     }
 
-    /// An int64 property ([`crate::values::as_i64`]), read with [`Host::with_property`].
+    /// An int64 property ([`crate::values::as_i64`]), read with [`Host::property_lent`].
     fn property_i64(&self, joined: &str) -> Option<i64> {
-        let mut out = None;
-        self.with_property(joined, &mut |b| out = crate::values::as_i64(b));
-        out
+        crate::values::as_i64(&self.property_lent(joined)?)
     }
 
     /// `proxy_get_header_map_value(map, name)`: the first value of a header, `None` if absent or

@@ -215,14 +215,11 @@ fn i64_property(host: &dyn Host, path: &str) -> Option<i64> {
 /// Which of `names` the property at `path` is (read in place: only compared). Equal bytes are
 /// equal text: the names are ASCII, so the lossy text of other bytes never equals one.
 fn one_of(host: &dyn Host, path: &str, names: &[&'static str]) -> Option<&'static str> {
-    let mut found = None;
-    host.with_property(path, &mut |b| {
-        found = names
-            .iter()
-            .find(|n| proxy_attributes::bytes::bytes_eq(n.as_bytes(), b))
-            .copied();
-    });
-    found
+    let value = host.property_lent(path)?;
+    names
+        .iter()
+        .find(|n| proxy_attributes::bytes::bytes_eq(n.as_bytes(), &value))
+        .copied()
 }
 
 /// `populateRequestProtocol`: gRPC iff the request content-type is one of the gRPC types.

@@ -120,19 +120,19 @@ pub fn resolve(
 ) -> Peer {
     let (id_key, peer_key) = keys(direction);
     // The id only keys the cache (read in place, not kept).
-    let mut cached = None;
-    let mut sentinel = false;
-    let id_present = host.with_property(id_key, &mut |id| {
-        sentinel = id == PEER_UNKNOWN_SENTINEL;
-        if !sentinel {
-            cached = match cache.get(id) {
-                Some(c) => Some(c),
-                None => host
-                    .property(&[peer_key])
-                    .map(|bytes| cache.insert(id, &bytes)),
-            };
-        }
-    });
+    let id = host.property_lent(id_key);
+    let id_present = id.is_some();
+    let sentinel = id.as_deref() == Some(PEER_UNKNOWN_SENTINEL);
+    let cached = match id.as_deref() {
+        Some(id) if !sentinel => match cache.get(id) {
+            Some(c) => Some(c),
+            None => host
+                .property(&[peer_key])
+                .map(|bytes| cache.insert(id, &bytes)),
+        },
+        _ => None,
+    };
+    drop(id);
     if let Some(Cached {
         dims,
         dims_id,

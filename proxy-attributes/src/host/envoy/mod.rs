@@ -6,11 +6,11 @@
 //! `unwrap` non-UTF-8 header values, and with `panic = "abort"` a panic is a trap that poisons
 //! the Envoy VM. Every status here maps to `None` / `false`.
 
-use super::{HeaderMap, Host};
+use super::{HeaderMap, Host, Lent};
 
 pub mod calls;
 pub mod logger;
-mod scratch;
+pub(crate) mod scratch;
 
 /// The exports every Proxy-Wasm module needs besides its callbacks: the ABI version marker,
 /// the allocator Envoy hands returned buffers through (cpp-host looks up `malloc`, then
@@ -115,17 +115,12 @@ impl Host for EnvoyHost {
         get_property(joined.as_bytes())
     }
 
-    fn with_property(&self, joined: &str, f: &mut dyn FnMut(&[u8])) -> bool {
-        match get_transient(joined.as_bytes()) {
-            Some(v) => {
-                f(v.bytes());
-                true
-            }
-            None => false,
-        }
+    fn property_lent(&self, joined: &str) -> Option<Lent> {
+        get_transient(joined.as_bytes()).map(Lent::from)
     }
 
     fn property_i64(&self, joined: &str) -> Option<i64> {
+        // Without the `Lent` wrapper: the commonest transient read (codes, sizes, durations).
         crate::values::as_i64(get_transient(joined.as_bytes())?.bytes())
     }
 
