@@ -130,8 +130,8 @@ pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with(|d| {
-        if d.streams.remove(context_id).is_none() {
-            d.roots.remove(context_id);
+        if !d.streams.discard(context_id) {
+            d.roots.discard(context_id);
         }
     })
 }

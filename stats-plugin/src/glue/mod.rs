@@ -77,14 +77,11 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, parent_id: u32) {
                 },
             );
         } else if d.roots.contains_key(parent_id) {
-            d.streams.insert(
-                context_id,
-                StreamCtx {
-                    root: parent_id,
-                    stream: Stream::new(),
-                    queued: false,
-                },
-            );
+            d.streams.insert_with(context_id, || StreamCtx {
+                root: parent_id,
+                stream: Stream::new(),
+                queued: false,
+            });
         }
     })
 }
@@ -247,7 +244,7 @@ pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with(|d| {
-        if d.streams.remove(context_id).is_none() && d.roots.remove(context_id).is_some() {
+        if !d.streams.discard(context_id) && d.roots.discard(context_id) {
             d.streams.retain(|_, s| s.root != context_id);
         }
     })
