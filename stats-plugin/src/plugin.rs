@@ -393,10 +393,11 @@ impl StatsPlugin {
         if peer_id.is_some() {
             left_out |= peer_mask;
         }
-        for i in 0..COUNT_STANDARD_LABELS {
-            if left_out & (1 << i) == 0 {
-                cache.push_key(value_of(i));
-            }
+        // The slots kept, lowest first: a walk over the set bits, not over all 25 slots.
+        let mut kept: u32 = !left_out & ((1 << COUNT_STANDARD_LABELS) - 1);
+        while kept != 0 {
+            cache.push_key(value_of(kept.trailing_zeros() as usize));
+            kept &= kept - 1;
         }
         let schema = &state.schema;
         let mut scope = Scope::new(host);

@@ -7,17 +7,13 @@
 //! Here the map is keyed by the 64-bit hash and the bytes are compared eight at a time
 //! ([`proxy_attributes::bytes::bytes_eq`]).
 
-use std::hash::Hasher;
-
 use proxy_attributes::bytes::bytes_eq;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
-/// The hash of a key: FxHash (rustc-hash), as the keys are label values and peer ids, so
-/// speed matters more than DoS resistance (Istio's own cache uses the unkeyed `std::hash`).
+/// The hash of a key (`proxy_attributes::bytes::hash`): label values and peer ids, so speed
+/// matters more than DoS resistance (Istio's own cache uses the unkeyed `std::hash`).
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(bytes);
-    h.finish()
+    proxy_attributes::bytes::hash(bytes)
 }
 
 /// The entries whose keys share one 64-bit hash.
