@@ -49,9 +49,9 @@ impl<'h> Scope<'h> {
     /// Hands CEL the peer node the report resolved from filter state (`upstream_peer` when
     /// `upstream`, else `downstream_peer`), so `*_peer.*` expressions neither re-read nor
     /// re-decode it.
-    pub fn with_peer(mut self, upstream: bool, node: Option<Arc<PeerNode>>) -> Self {
+    /// (In place: a `Scope` holds a whole resolver slot, and moving it was a `memory.copy`.)
+    pub fn set_peer(&mut self, upstream: bool, node: Option<Arc<PeerNode>>) {
         self.peer = Some((upstream, node));
-        self
     }
 
     fn attrs(&self) -> &Attributes<'h> {

@@ -402,7 +402,7 @@ impl StatsPlugin {
         let schema = &state.schema;
         let mut scope = Scope::new(host);
         if let Some(node) = peer_node {
-            scope = scope.with_peer(direction.is_outbound(), node.clone());
+            scope.set_peer(direction.is_outbound(), node.clone());
         }
         for (i, e) in schema.dimension_exprs.iter().enumerate() {
             match state.fixed_labels.get(i) {
