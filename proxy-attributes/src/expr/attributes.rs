@@ -317,6 +317,7 @@ pub(super) fn leaf_def(i: usize) -> Option<(&'static str, Kind)> {
 impl Kind {
     /// `bytes` as this kind, borrowed; `None` where the value is not one (a wrong width) or, for
     /// strings, not UTF-8 (the lossy text is [`Scalar::decode`]'s job).
+    #[inline(always)]
     pub(super) fn view(self, bytes: &[u8]) -> Option<LeafVal<'_>> {
         Some(match self {
             Kind::Str => LeafVal::Str(crate::bytes::as_str(bytes).ok()?),
