@@ -22,7 +22,7 @@ use crate::plugin::Plugin;
 use proxy_attributes::contexts::ContextTable;
 use proxy_attributes::host::envoy::calls::{self, BUFFER_PLUGIN_CONFIGURATION, METRIC_COUNTER};
 use proxy_attributes::host::envoy::{self, EnvoyHost};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 const ACTION_CONTINUE: u32 = 0;
@@ -57,6 +57,11 @@ struct Dispatcher {
 
 thread_local! {
     static DISPATCHER: RefCell<Dispatcher> = RefCell::new(Dispatcher::default());
+    /// Whether any configuration this VM has loaded has `ON_REQUEST` generators. Never reset
+    /// (a stream may still hold an older configuration), so `false` proves there is nothing to
+    /// run on request headers: the common case (the default phase is `AFTER_RESPONSE`) then
+    /// returns without looking the stream up.
+    static ON_REQUEST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` on the dispatcher (see `proxy_attributes::host::envoy::with_state`).
@@ -103,6 +108,9 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
     // Always true (Istio 1.17 semantics, see `Plugin::configure`): a bad configuration leaves
     // a no-op filter and a counted config error, never a rejected listener.
     let ok = plugin.configure(&config, &Envoy);
+    if plugin.has_phase(Phase::OnRequest) {
+        ON_REQUEST.with(|f| f.set(true));
+    }
     with(|d| {
         if let Some(root) = d.roots.get_mut(root_id) {
             *root = Rc::new(plugin);
@@ -113,7 +121,9 @@ pub extern "C" fn proxy_on_configure(root_id: u32, configuration_size: usize) ->
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, _eos: u32) -> u32 {
-    run(context_id, Phase::OnRequest);
+    if ON_REQUEST.with(Cell::get) {
+        run(context_id, Phase::OnRequest);
+    }
     ACTION_CONTINUE
 }
 
@@ -122,10 +132,8 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
     run(context_id, Phase::AfterResponse);
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_done(_context_id: u32) -> u32 {
-    1
-}
+// No `proxy_on_done`: it would only answer true, and without the export cpp-host answers true
+// itself (`ContextBase::onDone`) without entering the VM, once per stream.
 
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {

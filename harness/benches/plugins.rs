@@ -142,7 +142,6 @@ fn floor_wat(
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) {on_request} i32.const 0)
   {response}
   (func (export "proxy_on_log") (param i32) {on_log})
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
   (func (export "proxy_on_delete") (param i32)))"#
     )
 }

@@ -224,28 +224,26 @@ pub extern "C" fn proxy_on_log(context_id: u32) {
     })
 }
 
-#[no_mangle]
-pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
-    with(|d| {
-        if d.roots.contains_key(context_id) {
-            let queued = d
-                .streams
-                .values()
-                .filter(|s| s.root == context_id && s.queued)
-                .count();
-            if queued > 0 {
-                log::warn!("istio.stats: request queue is not empty, dropping {queued} streams");
-            }
-        }
-    });
-    1
-}
-
+// No `proxy_on_done`: Envoy enters the VM for it once per stream, and for a stream there is
+// nothing to do. Without the export cpp-host answers true (`ContextBase::onDone`), and for a
+// root `WasmBase::startShutdown` then calls `onDelete` at once, so Istio's root `onDone` warning
+// (`plugin.cc`: requests still queued are dropped) is given there, at the same moment.
 #[no_mangle]
 pub extern "C" fn proxy_on_delete(context_id: u32) {
     with(|d| {
-        if !d.streams.discard(context_id) && d.roots.discard(context_id) {
-            d.streams.retain(|_, s| s.root != context_id);
+        if d.streams.discard(context_id) || !d.roots.discard(context_id) {
+            return;
+        }
+        let mut queued = 0usize;
+        d.streams.retain(|_, s| {
+            if s.root != context_id {
+                return true;
+            }
+            queued += usize::from(s.queued);
+            false
+        });
+        if queued > 0 {
+            log::warn!("istio.stats: request queue is not empty, dropping {queued} streams");
         }
     })
 }
