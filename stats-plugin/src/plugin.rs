@@ -12,7 +12,7 @@ use crate::schema::standard::{
     ValueSource, COUNT_STANDARD_LABELS, DESTINATION_NODE_MASK, SOURCE_NODE_MASK,
 };
 use crate::schema::{self, Schema, StatGen};
-use crate::series::cache::{MetricCache, ResolvedStat};
+use crate::series::cache::{Labels, MetricCache, ResolvedStat};
 use crate::series::naming::{self, CACHE_HIT_NAME, CACHE_MISS_NAME};
 use crate::series::{MetricKind, Metrics};
 use proxy_attributes::host::Host;
@@ -393,15 +393,16 @@ impl StatsPlugin {
         if peer_id.is_some() {
             left_out |= peer_mask;
         }
-        // The slots kept, lowest first: a walk over the set bits, not over all 25 slots.
-        let mut kept: u32 = !left_out & ((1 << COUNT_STANDARD_LABELS) - 1);
-        while kept != 0 {
-            cache.push_key(value_of(kept.trailing_zeros() as usize));
-            kept &= kept - 1;
-        }
+        // The slots kept, hashed and compared in place (lowest first).
+        let labels = Labels {
+            mask: !left_out & ((1 << COUNT_STANDARD_LABELS) - 1),
+            value: value_of,
+        };
         let schema = &state.schema;
         let mut scope = Scope::new(host);
-        if let Some(node) = peer_node {
+        // Only CEL reads the scope: without expressions the peer's refcount is left alone.
+        let uses_cel = !schema.dimension_exprs.is_empty() || !schema.value_exprs.is_empty();
+        if let (true, Some(node)) = (uses_cel, peer_node) {
             scope.set_peer(direction.is_outbound(), node.clone());
         }
         for (i, e) in schema.dimension_exprs.iter().enumerate() {
@@ -417,7 +418,7 @@ impl StatsPlugin {
         let fixed_values = &state.fixed_values;
 
         let protocol_bit = info.protocol.map_or(0, Protocol::bit);
-        if let Some(stats) = cache.lookup() {
+        if let Some(stats) = cache.lookup(&labels) {
             for s in stats {
                 if let Some(gen) = schema.stat_gens.get(s.gen) {
                     if end_stream || gen.recurrent {
@@ -437,6 +438,7 @@ impl StatsPlugin {
 
         // A new label set: name its series (from the values, before `record` may update the
         // per-stream counters they borrow from), then define and record them in order.
+        let key = cache.pending(&labels);
         let names: Vec<(usize, String)> = schema
             .stat_gens
             .iter()
@@ -473,7 +475,7 @@ impl StatsPlugin {
         if let Some(id) = self.cache_miss_id {
             metrics.increment(id, 1);
         }
-        cache.insert(resolved);
+        cache.insert(key, resolved);
     }
 }
 

@@ -85,7 +85,11 @@ fn deleting_a_root_warns_of_its_queued_connections_only() {
             0
         );
     }
-    assert!(s.data().is_empty(), "no log before shutdown: {:?}", s.data());
+    assert!(
+        s.data().is_empty(),
+        "no log before shutdown: {:?}",
+        s.data()
+    );
 
     // Shutdown of root 1: its two queued connections, not root 5's.
     call::<_, ()>(s, &instance, "proxy_on_delete", (1,));

@@ -44,9 +44,26 @@ impl<V> BytesMap<V> {
             .map(|(_, v)| v)
     }
 
+    /// The entry with hash `hash` whose key satisfies `eq`: for a caller that hashes and compares
+    /// a key it holds in pieces (the metric cache). Its keys must all go through
+    /// [`BytesMap::insert_hashed`] with the same hash function.
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, eq: impl Fn(&[u8]) -> bool) -> Option<&V> {
+        self.buckets
+            .get(&hash)?
+            .iter()
+            .find(|(k, _)| eq(k))
+            .map(|(_, v)| v)
+    }
+
     /// Inserts or replaces.
     pub fn insert(&mut self, key: &[u8], value: V) {
-        let bucket = self.buckets.entry(hash_bytes(key)).or_default();
+        self.insert_hashed(hash_bytes(key), key, value);
+    }
+
+    /// Inserts or replaces `key`, filed under `hash` (see [`BytesMap::get_hashed`]).
+    pub fn insert_hashed(&mut self, hash: u64, key: &[u8], value: V) {
+        let bucket = self.buckets.entry(hash).or_default();
         if let Some(slot) = bucket.iter_mut().find(|(k, _)| bytes_eq(k, key)) {
             slot.1 = value;
         } else {
