@@ -210,7 +210,7 @@ impl StatsPlugin {
     }
 
     /// HTTP `onRequestHeaders`.
-    pub fn on_request_headers(&self, host: &dyn Host, stream: &mut Stream) {
+    pub fn on_request_headers<H: Host + ?Sized>(&self, host: &H, stream: &mut Stream) {
         match &self.state {
             Some(state) => attributes::on_request_headers(host, &self.env(state), &mut stream.info),
             None => stream.info.protocol = Some(attributes::request_protocol(host)),
@@ -234,7 +234,7 @@ impl StatsPlugin {
     }
 
     /// `onLog`: the final report (TCP counts the close first).
-    pub fn on_log(&mut self, host: &dyn Host, metrics: &mut dyn Metrics, stream: &mut Stream) {
+    pub fn on_log<H: Host, M: Metrics + ?Sized>(&mut self, host: &H, metrics: &mut M, stream: &mut Stream) {
         if stream.info.protocol == Some(Protocol::Tcp) {
             stream.info.tcp_closed = stream.info.tcp_closed.saturating_add(1);
         }
@@ -242,10 +242,10 @@ impl StatsPlugin {
     }
 
     /// `report(request_info, end_stream)` (`plugin.cc:591-673`).
-    pub fn report(
+    pub fn report<H: Host, M: Metrics + ?Sized>(
         &mut self,
-        host: &dyn Host,
-        metrics: &mut dyn Metrics,
+        host: &H,
+        metrics: &mut M,
         stream: &mut Stream,
         end_stream: bool,
     ) {
@@ -499,8 +499,9 @@ fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
 
 /// `SimpleStat::record`: extract the value (mutating the per-stream accumulators), skip counter
 /// zeros, record.
-fn record(
-    metrics: &mut dyn Metrics,
+#[inline(always)]
+fn record<M: Metrics + ?Sized>(
+    metrics: &mut M,
     id: u32,
     gen: &StatGen,
     info: &mut RequestInfo,

@@ -202,19 +202,19 @@ pub struct Env<'a> {
 }
 
 /// `path` is NUL-joined at compile time ([`property_path!`]): report paths are constants.
-fn string_property(host: &dyn Host, path: &str) -> Option<String> {
+fn string_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<String> {
     // UTF-8 without a copy; invalid sequences replaced (labels are text).
     host.property_joined(path)
         .map(proxy_attributes::bytes::into_string_lossy)
 }
 
-fn i64_property(host: &dyn Host, path: &str) -> Option<i64> {
+fn i64_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<i64> {
     host.property_i64(path)
 }
 
 /// Which of `names` the property at `path` is (read in place: only compared). Equal bytes are
 /// equal text: the names are ASCII, so the lossy text of other bytes never equals one.
-fn one_of(host: &dyn Host, path: &str, names: &[&'static str]) -> Option<&'static str> {
+fn one_of<H: Host + ?Sized>(host: &H, path: &str, names: &[&'static str]) -> Option<&'static str> {
     let value = host.property_lent(path)?;
     names
         .iter()
@@ -223,7 +223,7 @@ fn one_of(host: &dyn Host, path: &str, names: &[&'static str]) -> Option<&'stati
 }
 
 /// `populateRequestProtocol`: gRPC iff the request content-type is one of the gRPC types.
-pub fn request_protocol(host: &dyn Host) -> Protocol {
+pub fn request_protocol<H: Host + ?Sized>(host: &H) -> Protocol {
     match host.header(HeaderMap::RequestHeaders, "content-type") {
         Some(ct) if GRPC_CONTENT_TYPES.contains(&ct.as_str()) => Protocol::Grpc,
         _ => Protocol::Http,
@@ -231,7 +231,7 @@ pub fn request_protocol(host: &dyn Host) -> Protocol {
 }
 
 /// `onRequestHeaders`: protocol, and the host for the destination-service fallback.
-pub fn on_request_headers(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+pub fn on_request_headers<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     info.protocol = Some(request_protocol(host));
     if env.use_host_header_fallback {
         if let Some(h) = string_property(host, property_path!("request", "host")) {
@@ -241,8 +241,8 @@ pub fn on_request_headers(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo
 }
 
 /// `populateRequestInfo` (common to HTTP and TCP, once per stream).
-pub fn populate_common(
-    host: &dyn Host,
+pub fn populate_common<H: Host + ?Sized>(
+    host: &H,
     env: &Env<'_>,
     use_host_header: bool,
     info: &mut RequestInfo,
@@ -291,8 +291,8 @@ pub fn populate_common(
 }
 
 /// `populateDestinationService` (`context.cc:63-122`).
-fn populate_destination_service(
-    host: &dyn Host,
+fn populate_destination_service<H: Host + ?Sized>(
+    host: &H,
     env: &Env<'_>,
     use_host_header: bool,
     cluster: Option<&'static str>,
@@ -358,7 +358,7 @@ fn populate_destination_service(
 }
 
 /// `populateHTTPRequestInfo`: everything an end-of-stream HTTP/gRPC report needs.
-pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+pub fn populate_http<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     // Istio re-derives the protocol here; the request headers cannot have changed since
     // `on_request_headers` read them, so only a stream that skipped that callback reads them.
     let protocol = match info.protocol {
@@ -390,7 +390,7 @@ pub fn populate_http(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 }
 
 /// `populateTCPRequestInfo`: the host header fallback never applies to TCP.
-pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
+pub fn populate_tcp<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
     if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
         info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
@@ -399,7 +399,7 @@ pub fn populate_tcp(host: &dyn Host, env: &Env<'_>, info: &mut RequestInfo) {
 }
 
 /// `populateGRPCInfo`: the grpc_stats filter state `"<requests>,<responses>"`.
-pub fn populate_grpc(host: &dyn Host, info: &mut RequestInfo) {
+pub fn populate_grpc<H: Host + ?Sized>(host: &H, info: &mut RequestInfo) {
     let Some(bytes) = host.property_joined(GRPC_STATS_PATH) else {
         return;
     };

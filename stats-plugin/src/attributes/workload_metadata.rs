@@ -29,8 +29,8 @@ impl WorkloadSource {
 
 /// The workload node described by `source`'s `istio.workload` metadata, or `None` when it is
 /// absent or has fewer than `min_parts` parts (Istio then reports "not extracted").
-pub fn read_workload(
-    host: &dyn Host,
+pub fn read_workload<H: Host + ?Sized>(
+    host: &H,
     source: WorkloadSource,
     min_parts: usize,
 ) -> Option<PeerNode> {
@@ -46,7 +46,7 @@ pub fn read_workload(
 /// `unknown` except `destination_canonical_revision`, which is `latest` (`map_node` on a node
 /// without a labels vector). The remap happens per report because a waypoint serves many
 /// workloads and retries may pick another host.
-pub fn destination_dims(host: &dyn Host, mode: MetadataMode, min_parts: usize) -> Option<NodeDims> {
+pub fn destination_dims<H: Host + ?Sized>(host: &H, mode: MetadataMode, min_parts: usize) -> Option<NodeDims> {
     let source = match mode {
         MetadataMode::LocalNode => return None,
         MetadataMode::UpstreamHost => WorkloadSource::UpstreamHost,
