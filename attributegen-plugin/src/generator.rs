@@ -2,6 +2,7 @@
 
 use crate::config::{Phase, PluginConfig};
 use proxy_attributes::expr::{Attributes, Expr, LeafReads, Value};
+use proxy_attributes::host::{AsDynHost, Host};
 use std::cell::OnceCell;
 use std::fmt;
 
@@ -113,9 +114,9 @@ impl Generator {
     /// A condition is decided from the leaves in `reads` where the direct evaluator can;
     /// otherwise, and for every condition once that happened in this callback, by the
     /// interpreter on `attrs` (created on first need from `reads`, so nothing is read twice).
-    pub fn evaluate<'h>(
+    pub fn evaluate<'h, H: Host + AsDynHost + ?Sized>(
         &self,
-        reads: &LeafReads<'h>,
+        reads: &LeafReads<'h, H>,
         attrs: &OnceCell<Attributes<'h>>,
     ) -> Result<Option<&str>, EvalFailure> {
         for (i, m) in self.matches.iter().enumerate() {
@@ -141,10 +142,10 @@ impl Generator {
 /// small).
 #[cold]
 #[inline(never)]
-fn interpret<'h>(
+fn interpret<'h, H: Host + AsDynHost + ?Sized>(
     expr: &Expr,
     match_index: usize,
-    reads: &LeafReads<'h>,
+    reads: &LeafReads<'h, H>,
     attrs: &OnceCell<Attributes<'h>>,
 ) -> Result<bool, EvalFailure> {
     match expr.eval(attrs.get_or_init(|| reads.to_attributes())) {

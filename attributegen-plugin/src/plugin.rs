@@ -5,7 +5,7 @@ use crate::config::{Phase, PluginConfig};
 use crate::generator::{self, Generator};
 use crate::output::Output;
 use proxy_attributes::expr::LeafReads;
-use proxy_attributes::host::Host;
+use proxy_attributes::host::{AsDynHost, Host};
 use std::cell::OnceCell;
 
 /// Istio `plugin.h`: one counter `error_count` tagged `wasm_filter=attributegen`, `type=…`.
@@ -87,7 +87,12 @@ impl Plugin {
     /// written with `proxy_set_property([output_attribute], value)` (filter state
     /// `wasm.<output_attribute>`), so a later generator writing the same attribute wins. An
     /// evaluation failure counts one runtime error and writes nothing.
-    pub fn run(&self, phase: Phase, host: &dyn Host, out: &dyn Output) {
+    pub fn run<H: Host + AsDynHost + ?Sized, O: Output + ?Sized>(
+        &self,
+        phase: Phase,
+        host: &H,
+        out: &O,
+    ) {
         if !self.has_phase(phase) {
             return;
         }
@@ -111,7 +116,7 @@ impl Plugin {
         }
     }
 
-    fn count(&self, id: Option<u32>, out: &dyn Output) {
+    fn count<O: Output + ?Sized>(&self, id: Option<u32>, out: &O) {
         if let Some(id) = id {
             out.increment_counter(id, 1);
         }

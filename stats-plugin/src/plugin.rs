@@ -234,7 +234,12 @@ impl StatsPlugin {
     }
 
     /// `onLog`: the final report (TCP counts the close first).
-    pub fn on_log<H: Host, M: Metrics + ?Sized>(&mut self, host: &H, metrics: &mut M, stream: &mut Stream) {
+    pub fn on_log<H: Host, M: Metrics + ?Sized>(
+        &mut self,
+        host: &H,
+        metrics: &mut M,
+        stream: &mut Stream,
+    ) {
         if stream.info.protocol == Some(Protocol::Tcp) {
             stream.info.tcp_closed = stream.info.tcp_closed.saturating_add(1);
         }

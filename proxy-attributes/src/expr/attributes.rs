@@ -21,7 +21,7 @@
 
 use super::lazy::{HeadersVal, PathVal, PeerVal};
 use super::leaf_reads::LeafReads;
-use crate::host::{HeaderMap, Host};
+use crate::host::{AsDynHost, HeaderMap, Host};
 use crate::peer::PeerNode;
 use crate::values::{self, decode_pairs};
 use cel::common::types::{CelBool, CelBytes, CelInt, CelString, CelUInt};
@@ -567,7 +567,7 @@ impl<'h> Attributes<'h> {
     }
 
     /// A resolver that starts with the leaves `reads` holds (see [`LeafReads`]).
-    pub fn from_reads(reads: &LeafReads<'h>) -> Self {
+    pub fn from_reads<H: Host + AsDynHost + ?Sized>(reads: &LeafReads<'h, H>) -> Self {
         let attrs = Attributes::new(reads.host());
         for (i, value) in reads.read() {
             if let Some(slot) = attrs.slot(i) {

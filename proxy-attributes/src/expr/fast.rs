@@ -19,6 +19,7 @@ use cel::Value;
 use super::attributes::{leaf_of, Attributes, LeafVal};
 use super::leaf_reads::LeafReads;
 use super::plain_name;
+use crate::host::{AsDynHost, Host};
 
 /// Longest attribute name taken on the direct path (Envoy's are at most five segments).
 const MAX_SEGMENTS: usize = 8;
@@ -199,7 +200,7 @@ impl Source for Attributes<'_> {
     }
 }
 
-impl Source for LeafReads<'_> {
+impl<H: Host + AsDynHost + ?Sized> Source for LeafReads<'_, H> {
     fn leaf(&self, i: usize) -> Option<LeafVal<'_>> {
         LeafReads::leaf(self, i)
     }

@@ -14,13 +14,15 @@ use std::cell::{Cell, OnceCell};
 
 use super::attributes::{leaf_def, LeafVal, Scalar};
 use super::Attributes;
-use crate::host::{Host, Lent};
+use crate::host::{AsDynHost, Host, Lent};
 
 /// Distinct leaves one callback can hold (attributegen's book rules read two).
 const SLOTS: usize = 4;
 
-pub struct LeafReads<'h> {
-    host: &'h dyn Host,
+/// Generic over the host so that a module's reads call its binding directly (no dynamic call
+/// per leaf); `dyn Host` by default.
+pub struct LeafReads<'h, H: Host + AsDynHost + ?Sized = dyn Host> {
+    host: &'h H,
     /// Per slot: index into the leaf table + 1; 0 = free. Slots fill in order.
     leaf: [Cell<u8>; SLOTS],
     /// The bytes as Envoy returned them, read in place where the binding can
@@ -28,8 +30,8 @@ pub struct LeafReads<'h> {
     value: [OnceCell<Option<Lent>>; SLOTS],
 }
 
-impl<'h> LeafReads<'h> {
-    pub fn new(host: &'h dyn Host) -> Self {
+impl<'h, H: Host + AsDynHost + ?Sized> LeafReads<'h, H> {
+    pub fn new(host: &'h H) -> Self {
         LeafReads {
             host,
             leaf: [const { Cell::new(0) }; SLOTS],
@@ -38,7 +40,7 @@ impl<'h> LeafReads<'h> {
     }
 
     pub fn host(&self) -> &'h dyn Host {
-        self.host
+        self.host.as_dyn()
     }
 
     /// Leaf `i`, read on first use; `None` when absent, not of its type (a string that is not

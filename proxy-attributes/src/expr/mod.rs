@@ -24,6 +24,7 @@ pub use render::{to_bool, to_i64, to_label};
 
 pub use cel::Value;
 
+use crate::host::{AsDynHost, Host};
 use cel::parser::PrattParser;
 use cel::{Context, Env, IdedExpr};
 use std::fmt;
@@ -270,7 +271,10 @@ impl Expr {
     /// alone, read through `reads`, and it is a bool; `None`: evaluate with [`Expr::eval`] on
     /// `reads.to_attributes()`, which gives the same answer (or the non-bool result) and reports
     /// errors.
-    pub fn test_leaves(&self, reads: &LeafReads<'_>) -> Option<bool> {
+    pub fn test_leaves<H: Host + AsDynHost + ?Sized>(
+        &self,
+        reads: &LeafReads<'_, H>,
+    ) -> Option<bool> {
         match fast::eval(self.fast.as_ref()?, reads)? {
             fast::Fv::Bool(b) => Some(b),
             _ => None,

@@ -754,7 +754,8 @@ fn agrees_with_interpreter(e: &Expr, host: &FakeHost, src: &str) {
 #[test]
 fn leaves_only_conditions_fall_back_without_reading_again() {
     let host = book_host(); // GET /items
-    let test = |src: &str, reads: &LeafReads| Expr::compile(src).unwrap().test_leaves(reads);
+    let test =
+        |src: &str, reads: &LeafReads<FakeHost>| Expr::compile(src).unwrap().test_leaves(reads);
 
     // Decided: a chain of three tests stops at the first false (the third is never read).
     let reads = LeafReads::new(&host);

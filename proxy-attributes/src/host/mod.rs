@@ -60,6 +60,24 @@ pub enum HeaderMap {
     ResponseTrailers,
 }
 
+/// `&dyn Host` from a concrete host or from `dyn Host` itself, for code generic over its host
+/// that hands it on to the interpreter's resolver (which holds a `&dyn Host`).
+pub trait AsDynHost {
+    fn as_dyn(&self) -> &dyn Host;
+}
+
+impl<T: Host> AsDynHost for T {
+    fn as_dyn(&self) -> &dyn Host {
+        self
+    }
+}
+
+impl AsDynHost for dyn Host + '_ {
+    fn as_dyn(&self) -> &dyn Host {
+        self
+    }
+}
+
 /// Read access to Envoy for one callback of one stream (or the root context).
 ///
 /// `Send + Sync` because `cel`'s `VariableResolver` requires it; wasm32 is single-threaded and

@@ -46,7 +46,11 @@ pub fn read_workload<H: Host + ?Sized>(
 /// `unknown` except `destination_canonical_revision`, which is `latest` (`map_node` on a node
 /// without a labels vector). The remap happens per report because a waypoint serves many
 /// workloads and retries may pick another host.
-pub fn destination_dims<H: Host + ?Sized>(host: &H, mode: MetadataMode, min_parts: usize) -> Option<NodeDims> {
+pub fn destination_dims<H: Host + ?Sized>(
+    host: &H,
+    mode: MetadataMode,
+    min_parts: usize,
+) -> Option<NodeDims> {
     let source = match mode {
         MetadataMode::LocalNode => return None,
         MetadataMode::UpstreamHost => WorkloadSource::UpstreamHost,
