@@ -442,46 +442,84 @@ impl StatsPlugin {
         }
 
         // A new label set: name its series (from the values, before `record` may update the
-        // per-stream counters they borrow from), then define and record them in order.
+        // per-stream counters they borrow from), then define and record them in order. Out of
+        // line: the hit path above is the one every request takes.
         let key = cache.pending(&labels);
-        let names: Vec<(usize, String)> = schema
-            .stat_gens
-            .iter()
-            .enumerate()
-            .filter(|(_, gen)| gen.protocols & protocol_bit != 0)
-            .map(|(g, gen)| {
-                let name = naming::stat_name(
-                    &gen.metric,
-                    &gen.tags,
-                    &schema.field_separator,
-                    &schema.value_separator,
-                    |slot| match slot.checked_sub(COUNT_STANDARD_LABELS) {
-                        None => value_of(slot),
-                        Some(d) => cache.value(d),
-                    },
-                );
-                (g, name)
-            })
-            .collect();
-        let mut resolved = Vec::new();
-        for (g, name) in names {
-            let Some(gen) = schema.stat_gens.get(g) else {
-                continue;
-            };
-            let Some(id) = metrics.define(gen.kind, &name) else {
-                log::warn!("istio.stats: the host refused to define {name}");
-                continue;
-            };
-            if end_stream || gen.recurrent {
-                record(metrics, id, gen, info, schema, fixed_values, &scope);
-            }
-            resolved.push(ResolvedStat { id, gen: g });
-        }
+        let names = series_names(schema, protocol_bit, &value_of, cache);
+        let resolved = define_series(
+            metrics,
+            schema,
+            names,
+            info,
+            fixed_values,
+            &scope,
+            end_stream,
+        );
         if let Some(id) = self.cache_miss_id {
             metrics.increment(id, 1);
         }
         cache.insert(key, resolved);
     }
+}
+
+/// The names of a new label set's series: each stat generator of the request's protocol, with
+/// standard values from `value_of` and custom ones from the cache key.
+#[cold]
+#[inline(never)]
+fn series_names<'v>(
+    schema: &Schema,
+    protocol_bit: u8,
+    value_of: &dyn Fn(usize) -> &'v str,
+    cache: &MetricCache,
+) -> Vec<(usize, String)> {
+    schema
+        .stat_gens
+        .iter()
+        .enumerate()
+        .filter(|(_, gen)| gen.protocols & protocol_bit != 0)
+        .map(|(g, gen)| {
+            let name = naming::stat_name(
+                &gen.metric,
+                &gen.tags,
+                &schema.field_separator,
+                &schema.value_separator,
+                |slot| match slot.checked_sub(COUNT_STANDARD_LABELS) {
+                    None => value_of(slot),
+                    Some(d) => cache.value(d),
+                },
+            );
+            (g, name)
+        })
+        .collect()
+}
+
+/// Defines the named series in order and records this request into each.
+#[cold]
+#[inline(never)]
+fn define_series<M: Metrics + ?Sized>(
+    metrics: &mut M,
+    schema: &Schema,
+    names: Vec<(usize, String)>,
+    info: &mut RequestInfo,
+    fixed_values: &[Option<u64>],
+    scope: &Scope<'_>,
+    end_stream: bool,
+) -> Vec<ResolvedStat> {
+    let mut resolved = Vec::new();
+    for (g, name) in names {
+        let Some(gen) = schema.stat_gens.get(g) else {
+            continue;
+        };
+        let Some(id) = metrics.define(gen.kind, &name) else {
+            log::warn!("istio.stats: the host refused to define {name}");
+            continue;
+        };
+        if end_stream || gen.recurrent {
+            record(metrics, id, gen, info, schema, fixed_values, scope);
+        }
+        resolved.push(ResolvedStat { id, gen: g });
+    }
+    resolved
 }
 
 /// `n` in decimal, written into `buf` (no allocation on the report path).

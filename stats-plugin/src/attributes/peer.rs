@@ -111,6 +111,7 @@ fn keys(direction: Direction) -> (&'static str, &'static str) {
 
 /// Resolves the peer. `headers_readable` allows the `x-envoy-peer-metadata` fallback (only in
 /// HTTP end-of-stream reports, where Envoy still exposes the header maps).
+#[inline(never)]
 pub fn resolve<H: Host + ?Sized>(
     host: &H,
     direction: Direction,
