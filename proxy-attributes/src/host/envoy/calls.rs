@@ -43,6 +43,7 @@ pub fn define_metric(metric_type: u32, name: &str) -> Option<u32> {
     (status == STATUS_OK).then_some(id)
 }
 
+#[inline(always)]
 pub fn record_metric(id: u32, value: u64) {
     // SAFETY: plain values.
     unsafe {
@@ -50,6 +51,7 @@ pub fn record_metric(id: u32, value: u64) {
     }
 }
 
+#[inline(always)]
 pub fn increment_metric(id: u32, delta: i64) {
     // SAFETY: plain values.
     unsafe {

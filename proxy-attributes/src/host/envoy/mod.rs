@@ -111,14 +111,17 @@ impl Host for EnvoyHost {
         with_path(path, get_property)
     }
 
+    #[inline(always)]
     fn property_joined(&self, joined: &str) -> Option<Vec<u8>> {
         get_property(joined.as_bytes())
     }
 
+    #[inline(always)]
     fn property_lent(&self, joined: &str) -> Option<Lent> {
         get_transient(joined.as_bytes()).map(Lent::from)
     }
 
+    #[inline(always)]
     fn property_i64(&self, joined: &str) -> Option<i64> {
         // Without the `Lent` wrapper: the commonest transient read (codes, sizes, durations).
         crate::values::as_i64(get_transient(joined.as_bytes())?.bytes())
@@ -154,6 +157,7 @@ impl Host for EnvoyHost {
 }
 
 /// `proxy_get_property` of an ABI path (parts joined with NUL).
+#[inline(always)]
 fn get_property(path: &[u8]) -> Option<Vec<u8>> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut len: usize = 0;
