@@ -12,7 +12,9 @@
 //!
 //! The caller may leave out what is constant for the cache's lifetime and stand a short token in
 //! for a group of values (the report does, for the local node and for a cached peer), as long as
-//! the key still determines every value: see `StatsPlugin::report`.
+//! the key still determines every value: see `StatsPlugin::report`. The prefix must determine
+//! which slots the label mask keeps and how many values it holds (the report's header does), as
+//! a stored key does not record where the prefix ends.
 
 use super::bytes_map::BytesMap;
 use proxy_attributes::bytes::{bytes_eq, hash};
