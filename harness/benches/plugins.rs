@@ -17,8 +17,9 @@
 //!   module's own work, so the floor is what no implementation of these plugins under
 //!   Envoy's ABI can go below in this harness.
 //!
-//! Env: `PLUGINS_BENCH_N` (streams per round), `PLUGINS_BENCH_ONLY=<case>[,<case>…]` (those
-//! cases, the table only, no criterion; for callgrind or a quick table), `PLUGINS_BENCH_WASM_DIR` (plugins built elsewhere).
+//! Env: `PLUGINS_BENCH_N` (streams per round), `PLUGINS_BENCH_ROUNDS` (interleaved rounds, 9),
+//! `PLUGINS_BENCH_ONLY=<case>[,<case>…]` (those cases, the table only, no criterion; for
+//! callgrind or a quick table), `PLUGINS_BENCH_WASM_DIR` (plugins built elsewhere).
 //!
 //! `cargo bench -p harness --bench plugins` prints a table (best and median of interleaved rounds,
 //! ns/request, and the best minus noop) before criterion's own output. Goals (stats-spec/perf issues): stats default ≤ 2 µs, book ≤ 5 µs,
@@ -413,15 +414,19 @@ fn main() {
     // Rounds interleave the cases, so a burst of load from a neighbour on a shared machine hits
     // every case alike instead of one; per case the best round (noise only ever adds time) and
     // the median are reported, and the differences use the best.
-    const ROUNDS: usize = 9;
-    let mut rounds: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); proxies.len()];
-    for _ in 0..ROUNDS {
+    let rounds_n: usize = std::env::var("PLUGINS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(9);
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds_n); proxies.len()];
+    for _ in 0..rounds_n {
         for ((_, p), r) in proxies.iter_mut().zip(&mut rounds) {
             r.push(round_ns(p, &x, n));
         }
     }
     println!(
-        "| case | ns/stream, best of {ROUNDS} × {n} | median | plugin cost (best − noop best) |"
+        "| case | ns/stream, best of {rounds_n} × {n} | median | plugin cost (best − noop best) |"
     );
     println!("|---|---:|---:|---:|");
     let mut noop = 0.0;

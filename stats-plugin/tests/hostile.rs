@@ -156,6 +156,40 @@ fn malformed_attributes() {
         .all(|(_, v)| *v == 0));
 }
 
+/// Non-UTF-8 principals and service names (Envoy hands back whatever bytes the certificate or
+/// cluster metadata held): the labels are the bytes as text with each invalid sequence replaced
+/// by U+FFFD, like `String::from_utf8_lossy`. Two different invalid byte strings with the same
+/// replaced text name the same series, so their requests add up in one value.
+#[test]
+fn non_utf8_principals_and_services_become_replacement_characters() {
+    let host = |principal: &[u8]| {
+        client_http(PORT)
+            .with_property(&["upstream", "uri_san_peer_certificate"], principal.to_vec())
+            .with_property(
+                &[
+                    "cluster_metadata",
+                    "filter_metadata",
+                    "istio",
+                    "services",
+                    "0",
+                    "host",
+                ],
+                b"svc\xc3.ns".to_vec(),
+            )
+    };
+    // 0xff and 0xfe are each one invalid sequence: both read "spiffe://x/\u{fffd}".
+    let (a, b) = (host(b"spiffe://x/\xff"), host(b"spiffe://x/\xfe"));
+    let (mut plugin, mut m) = configured(Direction::Outbound, &a, "{}");
+    for h in [&a, &b, &a] {
+        run_http(&mut plugin, h, &mut m);
+    }
+    let (l, v) = m.one("istio_requests_total");
+    assert_eq!(l["destination_principal"], "spiffe://x/\u{fffd}");
+    // A truncated two-byte sequence before '.' is one replacement character too.
+    assert_eq!(l["destination_service"], "svc\u{fffd}.ns");
+    assert_eq!(v, 3);
+}
+
 /// A malformed `node.metadata` gives an empty local node: local labels `unknown`, and
 /// `istio_build{tag="unknown"}`.
 #[test]

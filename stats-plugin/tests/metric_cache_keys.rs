@@ -163,3 +163,89 @@ fn inbound_keys_tell_downstream_peers_apart() {
         ]
     );
 }
+
+/// The request-outcome labels (protocol, response_flags, connection_security_policy,
+/// response_code, grpc_response_status) are keyed by what they are formatted from. Each stream
+/// below differs from the first in exactly one of those inputs, so each must get its own
+/// series with its own label text; repeating a stream must hit its entry.
+#[test]
+fn outcome_labels_are_told_apart_by_their_inputs() {
+    let base = server_http(PORT);
+    let flags_uh = server_http(PORT).with_i64(&["response", "flags"], 0x2);
+    let flags_uh_df = server_http(PORT).with_i64(&["response", "flags"], 0x2 | 0x400_0000);
+    let code_503 = server_http(PORT).with_i64(&["response", "code"], 503);
+    let mtls = server_http(PORT).with_bool(&["connection", "mtls"], true);
+    let no_flags = server_http(PORT).without_property(&["response", "flags"]);
+    let grpc = |status: i64| {
+        server_http(PORT)
+            .with_header(
+                HeaderMap::RequestHeaders,
+                "content-type",
+                "application/grpc",
+            )
+            .with_i64(&["response", "grpc_status"], status)
+    };
+    let (grpc_ok, grpc_unavailable) = (grpc(0), grpc(14));
+    let (mut plugin, mut m) = configured(Direction::Inbound, &base, "{}");
+    let streams = [
+        &base,
+        &flags_uh,
+        &flags_uh_df,
+        &code_503,
+        &mtls,
+        &no_flags,
+        &grpc_ok,
+        &grpc_unavailable,
+        &base,
+        &grpc_unavailable,
+        &flags_uh,
+    ];
+    for host in streams {
+        run_http(&mut plugin, host, &mut m);
+    }
+    let mut got: Vec<(String, String, String, String, String, String, u64)> = m
+        .series("istio_requests_total")
+        .into_iter()
+        .map(|(l, v)| {
+            let get = |k: &str| l[k].clone();
+            (
+                get("request_protocol"),
+                get("response_flags"),
+                get("connection_security_policy"),
+                get("response_code"),
+                get("grpc_response_status"),
+                get("reporter"),
+                v,
+            )
+        })
+        .collect();
+    got.sort();
+    let row = |p: &str, f: &str, s: &str, c: &str, g: &str, v: u64| {
+        (
+            p.to_string(),
+            f.to_string(),
+            s.to_string(),
+            c.to_string(),
+            g.to_string(),
+            "destination".to_string(),
+            v,
+        )
+    };
+    // By hand: base ×2, UH ×2, grpc 14 ×2, every other stream once. Flags render as Istio
+    // 1.14+ does (DF known); a missing flags property is `unknown`; HTTP has an empty gRPC
+    // status; the gRPC streams' HTTP code is the base 200.
+    let mut want = vec![
+        row("grpc", "-", "none", "200", "0", 1),
+        row("grpc", "-", "none", "200", "14", 2),
+        row("http", "-", "mutual_tls", "200", "", 1),
+        row("http", "-", "none", "200", "", 2),
+        row("http", "-", "none", "503", "", 1),
+        row("http", "UH", "none", "200", "", 2),
+        row("http", "UH,DF", "none", "200", "", 1),
+        row("http", "unknown", "none", "200", "", 1),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // Eight label sets, eight definitions; the three repeats hit.
+    assert_eq!(m.counters.get(MISSES).copied(), Some(8));
+}

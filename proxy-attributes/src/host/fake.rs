@@ -23,6 +23,12 @@ impl FakeHost {
         self
     }
 
+    /// Removes `path` (reads of it are then NOT_FOUND).
+    pub fn without_property(mut self, path: &[&str]) -> Self {
+        self.properties.remove(&path.join("\0"));
+        self
+    }
+
     /// Convenience: a string attribute (Envoy returns strings raw).
     pub fn with_str(self, path: &[&str], value: &str) -> Self {
         self.with_property(path, value.as_bytes().to_vec())

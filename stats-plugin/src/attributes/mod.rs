@@ -56,6 +56,25 @@ impl Protocol {
     }
 }
 
+/// `connection_security_policy` (inbound only, from `connection.mtls`; `unknown` when unset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityPolicy {
+    Unset,
+    MutualTls,
+    None,
+}
+
+impl SecurityPolicy {
+    /// The label value; `""` (then `unknown`) when unset.
+    pub fn label(self) -> &'static str {
+        match self {
+            SecurityPolicy::Unset => "",
+            SecurityPolicy::MutualTls => "mutual_tls",
+            SecurityPolicy::None => "none",
+        }
+    }
+}
+
 /// Version-dependent details of Istio's attribute handling. The default is Istio 1.16: response
 /// flags with DF (1.14+), the 5-part endpoint-metadata fallback (1.16+) and `metadata_mode`
 /// (1.16 only); 1.17 differs from it only in ignoring `metadata_mode`.
@@ -135,18 +154,23 @@ const GRPC_STATS_PATH: &str = property_path!("filter_state", "envoy.filters.http
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
     pub protocol: Option<Protocol>,
-    pub url_host: String,
+    /// The host-provided text labels (`url_host` feeds `destination_service`) are kept as the
+    /// bytes the host returned: they are keyed and compared as bytes, and turned into text
+    /// (lossy UTF-8) only when a new series is named, so a request checks no encoding.
+    pub url_host: Vec<u8>,
     /// `populateRequestInfo` ran (it runs once per stream).
     pub populated: bool,
-    pub destination_service_host: String,
-    pub destination_service_name: String,
-    pub source_principal: String,
-    pub destination_principal: String,
-    /// Inbound `connection.mtls` when readable: `mutual_tls` / `none`.
-    pub security_policy: &'static str,
+    pub destination_service_host: Vec<u8>,
+    pub destination_service_name: Vec<u8>,
+    pub source_principal: Vec<u8>,
+    pub destination_principal: Vec<u8>,
+    /// Inbound `connection.mtls` when readable.
+    pub security_policy: SecurityPolicy,
     pub response_code: u32,
     /// `""` when `response.flags` was not read.
     pub response_flags: Cow<'static, str>,
+    /// The `response.flags` bits `response_flags` was formatted from (`None`: not read).
+    pub response_flag_bits: Option<u64>,
     pub grpc_status: i64,
     pub duration_ns: i64,
     pub request_size: i64,
@@ -165,15 +189,16 @@ impl Default for RequestInfo {
     fn default() -> Self {
         RequestInfo {
             protocol: None,
-            url_host: String::new(),
+            url_host: Vec::new(),
             populated: false,
-            destination_service_host: String::new(),
-            destination_service_name: String::new(),
-            source_principal: String::new(),
-            destination_principal: String::new(),
-            security_policy: "",
+            destination_service_host: Vec::new(),
+            destination_service_name: Vec::new(),
+            source_principal: Vec::new(),
+            destination_principal: Vec::new(),
+            security_policy: SecurityPolicy::Unset,
             response_code: 0,
             response_flags: Cow::Borrowed(""),
+            response_flag_bits: None,
             // `grpc_status` defaults to 2 (UNKNOWN) (`context.h:123`).
             grpc_status: 2,
             duration_ns: 0,
@@ -202,10 +227,9 @@ pub struct Env<'a> {
 }
 
 /// `path` is NUL-joined at compile time ([`property_path!`]): report paths are constants.
-fn string_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<String> {
-    // UTF-8 without a copy; invalid sequences replaced (labels are text).
+/// The bytes as returned (see [`RequestInfo::url_host`]).
+fn bytes_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<Vec<u8>> {
     host.property_joined(path)
-        .map(proxy_attributes::bytes::into_string_lossy)
 }
 
 fn i64_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<i64> {
@@ -234,7 +258,7 @@ pub fn request_protocol<H: Host + ?Sized>(host: &H) -> Protocol {
 pub fn on_request_headers<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     info.protocol = Some(request_protocol(host));
     if env.use_host_header_fallback {
-        if let Some(h) = string_property(host, property_path!("request", "host")) {
+        if let Some(h) = bytes_property(host, property_path!("request", "host")) {
             info.url_host = h;
         }
     }
@@ -274,7 +298,11 @@ pub fn populate_common<H: Host + ?Sized>(
                 .property_joined(property_path!("connection", "mtls"))
                 .and_then(|b| as_bool(&b))
             {
-                info.security_policy = if mtls { "mutual_tls" } else { "none" };
+                info.security_policy = if mtls {
+                    SecurityPolicy::MutualTls
+                } else {
+                    SecurityPolicy::None
+                };
             }
             (
                 property_path!("connection", "uri_san_local_certificate"),
@@ -282,10 +310,10 @@ pub fn populate_common<H: Host + ?Sized>(
             )
         }
     };
-    if let Some(p) = string_property(host, dst) {
+    if let Some(p) = bytes_property(host, dst) {
         info.destination_principal = p;
     }
-    if let Some(p) = string_property(host, src) {
+    if let Some(p) = bytes_property(host, src) {
         info.source_principal = p;
     }
 }
@@ -301,13 +329,13 @@ fn populate_destination_service<H: Host + ?Sized>(
 ) {
     // The step-1 host; computed only where it is kept (it is replaced when the cluster
     // metadata names a host).
-    let fallback_host = |info: &RequestInfo| -> String {
+    let fallback_host = |info: &RequestInfo| -> Vec<u8> {
         if use_host_header {
             info.url_host.clone()
         } else if env.direction.is_outbound() {
-            "unknown".to_string()
+            b"unknown".to_vec()
         } else {
-            env.service_name_fallback.to_string()
+            env.service_name_fallback.as_bytes().to_vec()
         }
     };
     if let Some(route) = route {
@@ -317,12 +345,13 @@ fn populate_destination_service<H: Host + ?Sized>(
         } else {
             PASS_THROUGH_CLUSTER
         }
-        .to_string();
+        .as_bytes()
+        .to_vec();
         return;
     }
     if let Some(cluster) = cluster {
         info.destination_service_host = fallback_host(info);
-        info.destination_service_name = cluster.to_string();
+        info.destination_service_name = cluster.as_bytes().to_vec();
         return;
     }
     // `cluster_metadata.filter_metadata.istio.services[0]`.
@@ -334,7 +363,7 @@ fn populate_destination_service<H: Host + ?Sized>(
         "0",
         "name"
     );
-    match string_property(host, name_path) {
+    match bytes_property(host, name_path) {
         Some(name) => {
             info.destination_service_name = name;
             let host_path = property_path!(
@@ -345,7 +374,7 @@ fn populate_destination_service<H: Host + ?Sized>(
                 "0",
                 "host"
             );
-            info.destination_service_host = match string_property(host, host_path) {
+            info.destination_service_host = match bytes_property(host, host_path) {
                 Some(h) => h,
                 None => fallback_host(info),
             };
@@ -371,7 +400,7 @@ pub fn populate_http<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut Reque
         info.response_code = code as u32;
     }
     if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
-        info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
+        set_response_flags(info, flags as u64, env.compat.flag_table);
     }
     if protocol == Protocol::Grpc {
         info.grpc_status =
@@ -393,9 +422,15 @@ pub fn populate_http<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut Reque
 pub fn populate_tcp<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
     if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
-        info.response_flags = response_flags::format(flags as u64, env.compat.flag_table);
+        set_response_flags(info, flags as u64, env.compat.flag_table);
     }
     info.protocol = Some(Protocol::Tcp);
+}
+
+/// The `response_flags` label and the bits it came from (the metric cache keys on the bits).
+fn set_response_flags(info: &mut RequestInfo, flags: u64, table: FlagTable) {
+    info.response_flags = response_flags::format(flags, table);
+    info.response_flag_bits = Some(flags);
 }
 
 /// `populateGRPCInfo`: the grpc_stats filter state `"<requests>,<responses>"`.

@@ -99,6 +99,16 @@ pub const fn slot_mask(slots: &[usize]) -> u32 {
 pub const SOURCE_NODE_MASK: u32 = slot_mask(SOURCE_NODE_SLOTS);
 pub const DESTINATION_NODE_MASK: u32 = slot_mask(DESTINATION_NODE_SLOTS);
 
+/// The slots formatted from a request's outcome (protocol, flag bits, mTLS, status codes), which
+/// the metric cache keys by those inputs rather than by the label text.
+pub const OUTCOME_MASK: u32 = slot_mask(&[
+    slot::REQUEST_PROTOCOL,
+    slot::RESPONSE_FLAGS,
+    slot::CONNECTION_SECURITY_POLICY,
+    slot::RESPONSE_CODE,
+    slot::GRPC_RESPONSE_STATUS,
+]);
+
 /// `count_standard_labels`, `count_peer_labels`, `count_tcp_labels` (`plugin.h:102-112`).
 pub const COUNT_STANDARD_LABELS: usize = 25;
 pub const COUNT_PEER_LABELS: usize = slot::DESTINATION_CLUSTER + 1;

@@ -11,8 +11,9 @@
 //! one hash and one word-wise compare and allocates nothing.
 //!
 //! The caller may leave out what is constant for the cache's lifetime and stand a short token in
-//! for a group of values (the report does, for the local node and for a cached peer), as long as
-//! the key still determines every value: see `StatsPlugin::report`. The prefix must determine
+//! for a group of values (the report does, for the local node, a cached peer and the request's
+//! outcome labels), as long as the key still determines every value: see
+//! `StatsPlugin::report`. The prefix must determine
 //! which slots the label mask keeps and how many values it holds (the report's header does), as
 //! a stored key does not record where the prefix ends.
 
@@ -29,18 +30,18 @@ pub struct ResolvedStat {
 
 /// Standard label values by slot: the slots in `mask` (lowest first), each read with `value`.
 #[derive(Clone, Copy)]
-pub struct Labels<'a, F: Fn(usize) -> &'a str> {
+pub struct Labels<'a, F: Fn(usize) -> &'a [u8]> {
     pub mask: u32,
     pub value: F,
 }
 
-impl<'a, F: Fn(usize) -> &'a str> Labels<'a, F> {
+impl<'a, F: Fn(usize) -> &'a [u8]> Labels<'a, F> {
     /// The values in slot order (a walk over the set bits).
     #[inline(always)]
     fn for_each(&self, mut f: impl FnMut(&'a [u8]) -> bool) -> bool {
         let mut m = self.mask;
         while m != 0 {
-            if !f((self.value)(m.trailing_zeros() as usize).as_bytes()) {
+            if !f((self.value)(m.trailing_zeros() as usize)) {
                 return false;
             }
             m &= m - 1;
@@ -51,7 +52,7 @@ impl<'a, F: Fn(usize) -> &'a str> Labels<'a, F> {
 
 /// The hash of a key (prefix bytes, then each label's own hash folded in, FxHash's step).
 #[inline(always)]
-fn key_hash<'a, F: Fn(usize) -> &'a str>(prefix: &[u8], labels: &Labels<'a, F>) -> u64 {
+fn key_hash<'a, F: Fn(usize) -> &'a [u8]>(prefix: &[u8], labels: &Labels<'a, F>) -> u64 {
     const K: u64 = 0xf135_7aea_2e62_a9c5;
     let mut h = hash(prefix);
     labels.for_each(|v| {
@@ -64,7 +65,7 @@ fn key_hash<'a, F: Fn(usize) -> &'a str>(prefix: &[u8], labels: &Labels<'a, F>) 
 /// Whether `stored` is `prefix` followed by the labels, each as a little-endian `u32` length
 /// and its bytes.
 #[inline(always)]
-fn key_matches<'a, F: Fn(usize) -> &'a str>(
+fn key_matches<'a, F: Fn(usize) -> &'a [u8]>(
     stored: &[u8],
     prefix: &[u8],
     labels: &Labels<'a, F>,
@@ -143,7 +144,7 @@ impl MetricCache {
 
     /// The cached stats of the current prefix with `labels`.
     #[inline]
-    pub fn lookup<'a, F: Fn(usize) -> &'a str>(
+    pub fn lookup<'a, F: Fn(usize) -> &'a [u8]>(
         &self,
         labels: &Labels<'a, F>,
     ) -> Option<&[ResolvedStat]> {
@@ -156,7 +157,7 @@ impl MetricCache {
 
     /// The full key of the current prefix with `labels`, to insert once the stats are resolved
     /// (the label values may borrow what resolving them changes).
-    pub fn pending<'a, F: Fn(usize) -> &'a str>(&self, labels: &Labels<'a, F>) -> PendingKey {
+    pub fn pending<'a, F: Fn(usize) -> &'a [u8]>(&self, labels: &Labels<'a, F>) -> PendingKey {
         let mut bytes = self.key.clone();
         labels.for_each(|v| {
             bytes.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -194,10 +195,10 @@ mod tests {
 
     const STATS: [ResolvedStat; 1] = [ResolvedStat { id: 1, gen: 0 }];
 
-    fn labels<'a>(mask: u32, values: &'a [&'a str]) -> Labels<'a, impl Fn(usize) -> &'a str + 'a> {
+    fn labels<'a>(mask: u32, values: &'a [&'a str]) -> Labels<'a, impl Fn(usize) -> &'a [u8] + 'a> {
         Labels {
             mask,
-            value: move |i: usize| values.get(i).copied().unwrap_or(""),
+            value: move |i: usize| values.get(i).copied().unwrap_or("").as_bytes(),
         }
     }
 
