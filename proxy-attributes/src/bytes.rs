@@ -177,8 +177,9 @@ mod tests {
     #[test]
     fn the_hash_sees_every_byte_and_the_length() {
         // Not a quality test: a change at any position, and a zero appended, change the hash
-        // (for these inputs), so no byte is skipped by the word and tail reads.
-        for len in 0..40usize {
+        // (for these inputs), so no byte is skipped by the word and tail reads (lengths past
+        // several loop steps, every tail length).
+        for len in 0..100usize {
             let a: Vec<u8> = (0..len as u8)
                 .map(|b| b.wrapping_mul(29).wrapping_add(1))
                 .collect();
@@ -196,8 +197,9 @@ mod tests {
 
     #[test]
     fn equality_at_every_length_and_offset() {
-        // Lengths around the 8-byte chunking; a difference at each position must be seen.
-        for len in 0..40usize {
+        // Lengths past several loop steps, every tail length; a difference at each position
+        // must be seen.
+        for len in 0..100usize {
             let a: Vec<u8> = (0..len as u8).collect();
             assert!(bytes_eq(&a, &a.clone()));
             for i in 0..len {

@@ -164,7 +164,10 @@ fn malformed_attributes() {
 fn non_utf8_principals_and_services_become_replacement_characters() {
     let host = |principal: &[u8]| {
         client_http(PORT)
-            .with_property(&["upstream", "uri_san_peer_certificate"], principal.to_vec())
+            .with_property(
+                &["upstream", "uri_san_peer_certificate"],
+                principal.to_vec(),
+            )
             .with_property(
                 &[
                     "cluster_metadata",

@@ -238,6 +238,9 @@ fn i64_property<H: Host + ?Sized>(host: &H, path: &str) -> Option<i64> {
 
 /// Which of `names` the property at `path` is (read in place: only compared). Equal bytes are
 /// equal text: the names are ASCII, so the lossy text of other bytes never equals one.
+/// Inlined into its two call sites, where the walk over the constant names unrolls (a loop
+/// there cost an epoch check per name in wasmtime).
+#[inline(always)]
 fn one_of<H: Host + ?Sized>(host: &H, path: &str, names: &[&'static str]) -> Option<&'static str> {
     let value = host.property_lent(path)?;
     names
