@@ -4,8 +4,9 @@
 
 use crate::attributes::node::{read_local_node, service_name_fallback, NodeDims};
 use crate::attributes::peer::{self, Peer, PeerCache};
+use crate::attributes::response_flags;
 use crate::attributes::workload_metadata;
-use crate::attributes::{self, Compat, Direction, Env, Protocol, RequestInfo};
+use crate::attributes::{self, Compat, Direction, Env, FlagTable, Protocol, RequestInfo};
 use crate::config::{self, MetadataMode};
 use crate::expressions::Scope;
 use crate::schema::standard::{
@@ -322,11 +323,6 @@ impl StatsPlugin {
         };
         let mut code_buf = [0u8; 10];
         let code = decimal(info.response_code, &mut code_buf);
-        let grpc = if info.protocol == Some(Protocol::Grpc) {
-            info.grpc_status.to_string()
-        } else {
-            String::new()
-        };
         let standard: [&[u8]; COUNT_STANDARD_LABELS] = [
             if direction.is_outbound() {
                 b"source"
@@ -353,20 +349,18 @@ impl StatsPlugin {
             dst.canonical_revision.as_bytes(),
             dst.cluster.as_bytes(),
             info.protocol.map_or("", Protocol::label).as_bytes(),
-            info.response_flags.as_bytes(),
+            // Response flags and gRPC status: rendered by `series_names` (the key holds their
+            // inputs), so a request formats neither.
+            b"",
             info.security_policy.label().as_bytes(),
             code.as_bytes(),
             b"",
         ];
-        // The unknown rule (grpc_response_status exempt: "" for HTTP and TCP).
+        // The unknown rule (grpc_response_status exempt; see `series_names`).
         let value_of = |i: usize| -> &[u8] {
-            if i == schema::standard::slot::GRPC_RESPONSE_STATUS {
-                grpc.as_bytes()
-            } else {
-                match standard.get(i) {
-                    Some(v) if !v.is_empty() => v,
-                    _ => b"unknown",
-                }
+            match standard.get(i) {
+                Some(v) if !v.is_empty() => v,
+                _ => b"unknown",
             }
         };
         // The cache key. Header: direction and how the two node sides are keyed. The local side
@@ -459,7 +453,17 @@ impl StatsPlugin {
         // per-stream counters they borrow from), then define and record them in order. Out of
         // line: the hit path above is the one every request takes.
         let key = cache.pending(&labels);
-        let names = series_names(schema, protocol_bit, &value_of, cache);
+        let names = series_names(
+            schema,
+            protocol_bit,
+            &value_of,
+            Outcome {
+                flag_bits: info.response_flag_bits,
+                flag_table: compat.flag_table,
+                grpc_status: (info.protocol == Some(Protocol::Grpc)).then_some(info.grpc_status),
+            },
+            cache,
+        );
         let resolved = define_series(
             metrics,
             schema,
@@ -476,19 +480,40 @@ impl StatsPlugin {
     }
 }
 
+/// The inputs of the two outcome labels that are formatted only when a series is named.
+struct Outcome {
+    /// `response.flags`, when read (else `unknown`).
+    flag_bits: Option<u64>,
+    flag_table: FlagTable,
+    /// The gRPC status of a gRPC request; `None` gives `""` (HTTP and TCP are exempt from the
+    /// unknown rule for this label).
+    grpc_status: Option<i64>,
+}
+
 /// The names of a new label set's series: each stat generator of the request's protocol, with
-/// standard values from `value_of` (as text here, invalid UTF-8 replaced) and custom ones from
-/// the cache key.
+/// standard values from `value_of` (as text here, invalid UTF-8 replaced) or `outcome`, and
+/// custom ones from the cache key.
 #[cold]
 #[inline(never)]
 fn series_names<'v>(
     schema: &Schema,
     protocol_bit: u8,
     value_of: &dyn Fn(usize) -> &'v [u8],
+    outcome: Outcome,
     cache: &MetricCache,
 ) -> Vec<(usize, String)> {
+    use schema::standard::slot::{GRPC_RESPONSE_STATUS, RESPONSE_FLAGS};
     let standard: Vec<std::borrow::Cow<'v, str>> = (0..COUNT_STANDARD_LABELS)
-        .map(|slot| String::from_utf8_lossy(value_of(slot)))
+        .map(|slot| match slot {
+            RESPONSE_FLAGS => match outcome.flag_bits {
+                Some(bits) => response_flags::format(bits, outcome.flag_table),
+                None => "unknown".into(),
+            },
+            GRPC_RESPONSE_STATUS => outcome
+                .grpc_status
+                .map_or("".into(), |s| s.to_string().into()),
+            _ => String::from_utf8_lossy(value_of(slot)),
+        })
         .collect();
     schema
         .stat_gens

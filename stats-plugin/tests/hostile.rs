@@ -168,17 +168,7 @@ fn non_utf8_principals_and_services_become_replacement_characters() {
                 &["upstream", "uri_san_peer_certificate"],
                 principal.to_vec(),
             )
-            .with_property(
-                &[
-                    "cluster_metadata",
-                    "filter_metadata",
-                    "istio",
-                    "services",
-                    "0",
-                    "host",
-                ],
-                b"svc\xc3.ns".to_vec(),
-            )
+            .with_property(&SERVICE_HOST_PATH, b"svc\xc3.ns".to_vec())
     };
     // 0xff and 0xfe are each one invalid sequence: both read "spiffe://x/\u{fffd}".
     let (a, b) = (host(b"spiffe://x/\xff"), host(b"spiffe://x/\xfe"));

@@ -10,7 +10,6 @@ pub mod workload_metadata;
 use proxy_attributes::host::{HeaderMap, Host};
 use proxy_attributes::property_path;
 use proxy_attributes::values::as_bool;
-use std::borrow::Cow;
 
 pub use response_flags::FlagTable;
 
@@ -167,9 +166,8 @@ pub struct RequestInfo {
     /// Inbound `connection.mtls` when readable.
     pub security_policy: SecurityPolicy,
     pub response_code: u32,
-    /// `""` when `response.flags` was not read.
-    pub response_flags: Cow<'static, str>,
-    /// The `response.flags` bits `response_flags` was formatted from (`None`: not read).
+    /// The `response.flags` bits (`None`: not read). Formatted into the `response_flags` label
+    /// ([`response_flags::format`]) only when a new series is named.
     pub response_flag_bits: Option<u64>,
     pub grpc_status: i64,
     pub duration_ns: i64,
@@ -197,7 +195,6 @@ impl Default for RequestInfo {
             destination_principal: Vec::new(),
             security_policy: SecurityPolicy::Unset,
             response_code: 0,
-            response_flags: Cow::Borrowed(""),
             response_flag_bits: None,
             // `grpc_status` defaults to 2 (UNKNOWN) (`context.h:123`).
             grpc_status: 2,
@@ -403,7 +400,7 @@ pub fn populate_http<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut Reque
         info.response_code = code as u32;
     }
     if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
-        set_response_flags(info, flags as u64, env.compat.flag_table);
+        info.response_flag_bits = Some(flags as u64);
     }
     if protocol == Protocol::Grpc {
         info.grpc_status =
@@ -425,15 +422,9 @@ pub fn populate_http<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut Reque
 pub fn populate_tcp<H: Host + ?Sized>(host: &H, env: &Env<'_>, info: &mut RequestInfo) {
     populate_common(host, env, false, info);
     if let Some(flags) = i64_property(host, property_path!("response", "flags")) {
-        set_response_flags(info, flags as u64, env.compat.flag_table);
+        info.response_flag_bits = Some(flags as u64);
     }
     info.protocol = Some(Protocol::Tcp);
-}
-
-/// The `response_flags` label and the bits it came from (the metric cache keys on the bits).
-fn set_response_flags(info: &mut RequestInfo, flags: u64, table: FlagTable) {
-    info.response_flags = response_flags::format(flags, table);
-    info.response_flag_bits = Some(flags);
 }
 
 /// `populateGRPCInfo`: the grpc_stats filter state `"<requests>,<responses>"`.

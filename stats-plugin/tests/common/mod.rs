@@ -107,6 +107,16 @@ pub fn with_peer(h: FakeHost, direction: Direction, id: &str, peer: &PeerNode) -
 }
 
 /// The `istio.services[0]` cluster metadata both test clusters carry.
+/// `cluster_metadata.filter_metadata.istio.services[0].host` (`destination_service`).
+pub const SERVICE_HOST_PATH: [&str; 6] = [
+    "cluster_metadata",
+    "filter_metadata",
+    "istio",
+    "services",
+    "0",
+    "host",
+];
+
 pub fn with_services(h: FakeHost) -> FakeHost {
     let base = [
         "cluster_metadata",
@@ -119,10 +129,7 @@ pub fn with_services(h: FakeHost) -> FakeHost {
         &[base[0], base[1], base[2], base[3], base[4], "name"],
         "server",
     )
-    .with_str(
-        &[base[0], base[1], base[2], base[3], base[4], "host"],
-        "server.default.svc.cluster.local",
-    )
+    .with_str(&SERVICE_HOST_PATH, "server.default.svc.cluster.local")
     .with_str(
         &[base[0], base[1], base[2], base[3], base[4], "namespace"],
         "default",
